@@ -1,0 +1,170 @@
+"""A Study: one optimizer on one domain with one seed, persisted and resumable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ._version import __version__
+from .device import resolve_device
+from .domain import Domain
+from .evaluation import Evaluator
+from .optimizer import Optimizer, Problem
+from .results import StudyResults
+from .serialization import pack, unpack
+from .storage import BatchRows, SQLiteStorage, StorageError, open_storage
+
+# parts of the stored spec that must match when a study is resumed
+_IDENTITY = (("domain", "space"), ("domain", "objectives"), ("domain", "constraints"), ("optimizer", "class"),
+             ("optimizer", "params"), ("seed",))
+
+
+class Study:
+    """Runs ``optimizer`` on ``domain`` and stores every evaluation in ``storage``.
+
+    ``run(budget)`` evaluates designs until the study holds ``budget`` evaluations; if a
+    study of this name exists in the storage it resumes from its last stored batch, with
+    the optimizer state stored beside it, so a resumed run equals an uninterrupted one.
+    """
+
+    def __init__(self, domain: Domain, optimizer: Optimizer, storage: str | SQLiteStorage | None = None,
+                 name: str | None = None, seed: int = 0, device: str | torch.device | None = "auto",
+                 batch_size: int | None = None, chunk_size: int | None = None, campaign: str | None = None,
+                 settings: dict[str, Any] | None = None) -> None:
+        if not isinstance(domain, Domain):
+            raise TypeError(f"domain must be a workbench Domain, got {type(domain).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a workbench Optimizer, got {type(optimizer).__name__}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.domain = domain
+        self.optimizer = optimizer
+        self.storage = storage if isinstance(storage, SQLiteStorage) else open_storage(storage)
+        self.name = name or f"{domain.name}-{optimizer.name}-seed{seed}"
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.campaign = campaign
+        self.settings = dict(settings or {})
+        self.evaluator = Evaluator(domain, device=self.device, chunk_size=chunk_size)
+        self._record = None
+        self._ready = False
+
+    # ------------------------------------------------------------------- setup
+    def spec(self) -> dict[str, Any]:
+        """What is stored about this study: enough to read it without the domain's code."""
+        return {"domain": self.domain.describe(), "optimizer": self.optimizer.describe(), "seed": self.seed,
+                "settings": self.settings, "workbench": __version__}
+
+    def _open(self) -> None:
+        if self._ready:
+            return
+        spec = self.spec()
+        record, created = self.storage.get_or_create_study(self.name, spec, self.campaign)
+        if not created:
+            for path in _IDENTITY:
+                stored, ours = record.spec, spec
+                for key in path:
+                    stored, ours = stored.get(key) if isinstance(stored, dict) else None, ours.get(key)
+                if stored != ours:
+                    raise StorageError(f"study {self.name!r} already exists in {self.storage.url!r} with a different "
+                                       f"{'.'.join(path)} ({stored!r} there, {ours!r} here); choose another name")
+        ref = None
+        if all(o.ref is not None for o in self.domain.objectives):
+            ref = torch.tensor([o.ref * o.sign for o in self.domain.objectives], dtype=torch.float64, device=self.device)
+        self.problem = Problem(space=self.domain.space, objectives=self.domain.objectives,
+                               constraints=self.domain.constraints, device=self.device, seed=self.seed, ref_point=ref)
+        self.optimizer.setup(self.problem)
+        snapshot = self.storage.load_snapshot(record.id)
+        self._batch = 0
+        self._done = 0
+        self._counters: dict[str, Any] = {}
+        if snapshot is not None:
+            last_batch, n_evals, blob, counters = snapshot
+            self.optimizer.load_state_dict(unpack(blob))
+            self._batch, self._done, self._counters = last_batch + 1, n_evals, counters
+        self._record = record
+        self._ready = True
+
+    @property
+    def n_evaluations(self) -> int:
+        self._open()
+        return self._done
+
+    # --------------------------------------------------------------------- run
+    def run(self, budget: int, batch_size: int | None = None, progress: bool = True) -> Study:
+        """Evaluate until the study holds ``budget`` evaluations (resuming what is stored)."""
+        if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget <= 0:
+            raise ValueError(f"budget must be a positive number of evaluations, got {budget!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._open()
+        size = batch_size or self.batch_size or self.optimizer.default_batch_size
+        self.storage.set_state(self._record.id, "running", budget=int(budget))
+        bar = tqdm(total=int(budget), initial=self._done, desc=self.name, disable=not progress, leave=False)
+        try:
+            while self._done < budget:
+                n = min(size, budget - self._done)
+                started = time.perf_counter()
+                x = self.optimizer.ask(n)
+                asked = time.perf_counter()
+                evaluation = self.evaluator(x)
+                evaluated = time.perf_counter()
+                self.optimizer.tell(x, evaluation)
+                told = time.perf_counter()
+                counters = dict(self._counters)
+                counters["evaluate_calls"] = counters.get("evaluate_calls", 0) + 1
+                counters["optimizer_seconds"] = counters.get("optimizer_seconds", 0.0) + (asked - started) + (told - evaluated)
+                counters["evaluation_seconds"] = counters.get("evaluation_seconds", 0.0) + (evaluated - asked)
+                counters.update(self.optimizer.counters())
+                rows = BatchRows(x=self.domain.space.encode_rows(x), f=evaluation.objectives.numpy(),
+                                 g=evaluation.constraints.numpy(), ok=evaluation.ok.numpy(), errors=evaluation.errors,
+                                 seconds=evaluation.seconds.numpy())
+                self.storage.append_batch(self._record.id, self._batch, self._done, rows,
+                                          pack(self.optimizer.state_dict()), counters)
+                self._counters = counters
+                self._batch += 1
+                self._done += n
+                bar.update(n)
+        finally:
+            bar.close()
+        self.storage.set_state(self._record.id, "finished")
+        return self
+
+    # ----------------------------------------------------------------- reading
+    def _results(self) -> StudyResults:
+        self._open()
+        return StudyResults(self.storage, self.storage.get_study(self.name))
+
+    def results(self) -> pd.DataFrame:
+        """One row per evaluated design (see :meth:`StudyResults.frame`)."""
+        return self._results().frame()
+
+    def pareto_front(self) -> pd.DataFrame:
+        """The feasible non-dominated rows of :meth:`results`."""
+        return self._results().pareto_front()
+
+    def hypervolume(self, ref: Sequence[float] | None = None) -> float:
+        """Hypervolume of the feasible designs, reference point in the user's directions."""
+        return self._results().hypervolume(ref)
+
+    def hypervolume_trace(self, ref: Sequence[float] | None = None, points: int = 50) -> pd.DataFrame:
+        return self._results().hypervolume_trace(ref, points)
+
+    def counters(self) -> dict[str, Any]:
+        """Stored call counters and time split (optimizer vs evaluation seconds)."""
+        self._open()
+        return dict(self._counters)
+
+    @staticmethod
+    def load(storage: str | SQLiteStorage, name: str) -> StudyResults:
+        """Open a stored study read-only, without its domain or optimizer code."""
+        return StudyResults.load(storage, name)
