@@ -1,6 +1,7 @@
 """design-workbench: studies, campaigns and Pareto analysis for scientific design optimization."""
 
 from ._version import __version__
+from .campaign import Campaign
 from .device import resolve_device
 from .domain import Domain, Evaluation, FunctionDomain
 from .evaluation import Evaluator
@@ -11,6 +12,6 @@ from .spaces import Binary, Categorical, Integer, MixedSpace, Real, SequenceSpac
 from .storage import StorageError, open_storage
 from .study import Study
 
-__all__ = ["__version__", "resolve_device", "Domain", "Evaluation", "FunctionDomain", "Evaluator", "Constraint",
+__all__ = ["__version__", "Campaign", "resolve_device", "Domain", "Evaluation", "FunctionDomain", "Evaluator", "Constraint",
            "Objective", "Optimizer", "Problem", "StudyResults", "Binary", "Categorical", "Integer", "MixedSpace", "Real",
            "SequenceSpace", "Space", "TensorSpace", "StorageError", "open_storage", "Study"]

@@ -96,11 +96,30 @@ def crowding_distance(f: torch.Tensor) -> torch.Tensor:
 
 
 def crowding_by_front(f: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
-    """Crowding distance of every row of ``f: [n, k]`` within its own front."""
-    out = torch.zeros(f.shape[0], dtype=f.dtype, device=f.device)
-    for r in torch.unique(rank).tolist():
-        idx = torch.nonzero(rank == r).flatten()
-        out[idx] = crowding_distance(f[idx])
+    """Crowding distance of every row of ``f: [n, k]`` within its own front, with no loop over fronts.
+
+    Rows are sorted by (rank, objective); a row's neighbours are its predecessor and
+    successor in that order when they share its rank, else it is a boundary point (inf).
+    """
+    n, k = f.shape
+    out = torch.zeros(n, dtype=f.dtype, device=f.device)
+    if n == 0:
+        return out
+    n_ranks = int(rank.max()) + 1
+    for j in range(k):
+        by_value = torch.argsort(f[:, j], stable=True)
+        order = by_value[torch.argsort(rank[by_value], stable=True)]  # [n], grouped by rank, sorted by f_j
+        r, v = rank[order], f[order, j]
+        low = torch.full((n_ranks,), float("inf"), dtype=f.dtype, device=f.device).scatter_reduce(0, r, v, "amin")
+        high = torch.full((n_ranks,), -float("inf"), dtype=f.dtype, device=f.device).scatter_reduce(0, r, v, "amax")
+        span = (high - low)[r]
+        span = torch.where(span > 0, span, torch.ones_like(span))
+        inner = torch.zeros(n, dtype=torch.bool, device=f.device)
+        gap = torch.full((n,), float("inf"), dtype=f.dtype, device=f.device)
+        if n > 2:
+            inner[1:-1] = (r[:-2] == r[1:-1]) & (r[2:] == r[1:-1])
+            gap[1:-1] = (v[2:] - v[:-2]) / span[1:-1]
+        out[order] += torch.where(inner, gap, torch.full_like(gap, float("inf")))
     return out
 
 

@@ -1,0 +1,1 @@
+"""Ready-made design domains: benchmark problems and application domains."""

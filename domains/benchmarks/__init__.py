@@ -1,0 +1,7 @@
+"""Standard multi-objective benchmark problems as workbench domains, with known Pareto fronts."""
+
+from .dtlz import DTLZ2, C1DTLZ1
+from .osy import OSY
+from .zdt import ZDT1, ZDT2, ZDT3
+
+__all__ = ["ZDT1", "ZDT2", "ZDT3", "DTLZ2", "C1DTLZ1", "OSY"]
