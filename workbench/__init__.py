@@ -7,6 +7,7 @@ from .domain import Domain, Evaluation, FunctionDomain
 from .evaluation import Evaluator
 from .objectives import Constraint, Objective
 from .optimizer import Optimizer, Problem
+from .plotting import plot_hypervolume, plot_parallel, plot_pairwise, plot_pareto, save
 from .results import StudyResults
 from .spaces import Binary, Categorical, Integer, MixedSpace, Real, SequenceSpace, Space, TensorSpace
 from .storage import StorageError, open_storage
@@ -14,4 +15,5 @@ from .study import Study
 
 __all__ = ["__version__", "Campaign", "resolve_device", "Domain", "Evaluation", "FunctionDomain", "Evaluator", "Constraint",
            "Objective", "Optimizer", "Problem", "StudyResults", "Binary", "Categorical", "Integer", "MixedSpace", "Real",
-           "SequenceSpace", "Space", "TensorSpace", "StorageError", "open_storage", "Study"]
+           "SequenceSpace", "Space", "TensorSpace", "StorageError", "open_storage", "Study",
+           "plot_hypervolume", "plot_parallel", "plot_pairwise", "plot_pareto", "save"]

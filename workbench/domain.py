@@ -165,7 +165,7 @@ def split_outputs(domain: Domain, out: Any, n: int) -> tuple[torch.Tensor, torch
 def _to_tensor(value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach().to(torch.float64)
-    return torch.as_tensor(np.asarray(value, dtype=np.float64))
+    return torch.from_numpy(np.array(value, dtype=np.float64))
 
 
 def _as_column(value: Any, n: int, name: str) -> torch.Tensor:

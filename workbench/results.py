@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .objectives import Constraint, Objective
+from .objectives import Constraint, Objective, violations
 from .pareto import hypervolume as _hypervolume
 from .pareto import is_nondominated
 from .spaces import Space, space_from_spec
@@ -58,9 +58,9 @@ class StudyResults:
         """``[n]`` bool: evaluated without error and every constraint satisfied."""
         raw = self.raw
         feasible = raw["ok"].copy()
-        for j, c in enumerate(self.constraints):
-            with np.errstate(invalid="ignore"):
-                feasible &= (c.violation(torch.from_numpy(raw["g"][:, j])) <= 0).numpy()
+        if self.constraints:
+            g = violations(self.constraints, torch.from_numpy(raw["g"].copy()))
+            feasible &= (g <= 0).all(dim=1).numpy()
         return feasible
 
     def minimized(self) -> np.ndarray:

@@ -339,7 +339,7 @@ def plot_pairwise(results: Any, objectives: Sequence[Any] | None = None, fig: An
         for j in range(k):
             axes[i, j].set_ylim(lo, hi)
     handles, leg_labels = axes[k - 1, 0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     if handles:
         fig.legend(handles, leg_labels, loc="upper right", ncol=len(handles), fontsize="small", frameon=False)
     fig.suptitle(first.name if not multi else "pairwise objectives", x=0.02, y=0.99, ha="left", va="top")

@@ -7,6 +7,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 _COLUMNS = ("label", "seed", "evaluations", "hypervolume")
 _BANDS = ("std", "minmax", None)
@@ -61,7 +62,8 @@ def plot_hypervolume(traces: pd.DataFrame, ax: Any = None, band: str | None = "s
         grid, values, seeds = seed_grid(data[data["label"] == label])
         mean = values.mean(axis=0)
         color = f"C{i}"
-        (line,) = ax.plot(grid, mean, color=color, drawstyle="steps-post", linewidth=1.6,
+        (line,) = ax.plot(grid, mean, color=color, drawstyle="steps-post", linewidth=1.6, marker="o",
+                          markevery=[len(grid) - 1], markersize=4,
                           label=f"{label} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
         line.set_gid(f"mean:{label}")
         if band is not None and len(seeds) > 1:
@@ -72,6 +74,7 @@ def plot_hypervolume(traces: pd.DataFrame, ax: Any = None, band: str | None = "s
                 lo, hi = values.min(axis=0), values.max(axis=0)
             poly = ax.fill_between(grid, lo, hi, step="post", color=color, alpha=0.2, linewidth=0)
             poly.set_gid(f"band:{label}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("evaluations")
     ax.set_ylabel("hypervolume")
     ax.grid(True, color="0.92", linewidth=0.6)
