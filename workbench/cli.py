@@ -24,6 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         os.environ[WORKERS_ENV] = str(args.workers)
     sys.path.insert(0, str(path.resolve().parent))
+    sys.argv = [str(path), *args.args]
     runpy.run_path(str(path), run_name="__main__")
     return 0
 
@@ -136,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "run":  # errors of the user's own study file keep their traceback
+    args, extra = build_parser().parse_known_args(argv)
+    if args.command == "run":  # unknown options go to the study file; its errors keep their traceback
+        args.args = extra
         return args.fn(args)
+    if extra:
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.fn(args)
     except (StorageError, KeyError, ValueError) as err:
