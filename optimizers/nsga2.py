@@ -65,6 +65,8 @@ class NSGA2(Optimizer):
         self.rank = torch.empty(0, dtype=torch.long, device=device)  # [p]
         self.crowding = torch.empty(0, dtype=torch.float64, device=device)  # [p]
         self.generation = 0
+        # fixed projection for duplicate detection (not part of the seeded search stream)
+        self._hash_weights = torch.rand(d, generator=torch.Generator().manual_seed(20021), dtype=torch.float64).to(device)
 
     # ---------------------------------------------------------------- ask/tell
     def ask(self, n: int) -> torch.Tensor:
@@ -126,13 +128,26 @@ class NSGA2(Optimizer):
         return children[:n]
 
     def _duplicates(self, children: torch.Tensor) -> torch.Tensor:
-        """``[n]`` bool: child equal to a population member or to an earlier child."""
+        """``[n]`` bool: child equal to a population member or to an earlier child.
+
+        Rows are hashed by a fixed random projection and sorted once (O(n log n));
+        candidates sharing a hash are then compared exactly.
+        """
         rows = torch.cat([self.x, children])
-        _, inverse = torch.unique(rows, dim=0, return_inverse=True)
-        p = self.x.shape[0]
-        first = torch.full((int(inverse.max()) + 1,), rows.shape[0], dtype=torch.long, device=rows.device)
-        first = first.scatter_reduce(0, inverse, torch.arange(rows.shape[0], device=rows.device), "amin")
-        return first[inverse[p:]] != torch.arange(p, rows.shape[0], device=rows.device)
+        h = rows @ self._hash_weights
+        order = torch.argsort(h, stable=True)
+        hs = h[order]
+        starts = torch.ones_like(hs, dtype=torch.bool)
+        starts[1:] = hs[1:] != hs[:-1]
+        positions = torch.arange(len(hs), device=rows.device)
+        group_first = torch.cummax(torch.where(starts, positions, torch.zeros_like(positions)), dim=0).values
+        first = order[group_first]  # smallest original index with the same hash (stable sort)
+        candidate = first != order
+        same = torch.zeros_like(candidate)
+        same[candidate] = (rows[order[candidate]] == rows[first[candidate]]).all(dim=1)
+        dup = torch.zeros_like(candidate)
+        dup[order] = same
+        return dup[self.x.shape[0]:]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

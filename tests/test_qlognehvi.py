@@ -15,6 +15,15 @@ from workbench.serialization import pack, unpack
 FAST = dict(num_restarts=2, raw_samples=32, mc_samples=16)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny GPs: one thread is faster, and much steadier on a busy machine, than several."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _analytic(nan_row: bool = False) -> Domain:
     """2 objectives (one maximized) over 3 reals: distances to two anchor points."""
     space = MixedSpace([Real("a", 0, 1), Real("b", 0, 1), Real("c", 0.1, 10, log=True)])
@@ -127,3 +136,11 @@ def test_failed_rows_are_skipped():
     evaluation = ev(torch.cat(xs))
     assert not bool(evaluation.ok.all())  # some rows did fail
     assert int(opt._train_mask().sum()) == int(evaluation.ok.sum())
+
+
+def test_all_failed_keeps_sampling():
+    space = MixedSpace.box(2)
+    dom = Domain.from_function(space, lambda x: torch.full((len(x), 2), float("nan"), dtype=torch.float64), ["a", "b"])
+    opt = QLogNEHVI(q=2, n_init=2, **FAST)
+    _run(dom, opt, rounds=3)  # no successful row: no model, Sobol points go on
+    assert opt._n_sobol == 6

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-_CHUNK_ELEMENTS = 2 ** 26  # booleans per chunk of the domination test
+_CHUNK_ELEMENTS = {"cpu": 2 ** 24, "cuda": 2 ** 29}  # elements per chunk of the domination test
 
 
 def _dominators_of(f_rows: torch.Tensor, f_all: torch.Tensor) -> torch.Tensor:
@@ -20,8 +20,8 @@ def _dominators_of(f_rows: torch.Tensor, f_all: torch.Tensor) -> torch.Tensor:
     return le & lt
 
 
-def _chunk_rows(n: int, k: int) -> int:
-    return max(1, _CHUNK_ELEMENTS // max(1, n * k))
+def _chunk_rows(n: int, k: int, device: torch.device) -> int:
+    return max(1, _CHUNK_ELEMENTS.get(device.type, 2 ** 24) // max(1, n * k))
 
 
 def nondominated_rank_torch(f: torch.Tensor, max_rank_fill: int | None = None) -> torch.Tensor:
@@ -34,7 +34,7 @@ def nondominated_rank_torch(f: torch.Tensor, max_rank_fill: int | None = None) -
     rank = torch.full((n,), n, dtype=torch.long, device=f.device)
     if n == 0:
         return rank
-    step = _chunk_rows(n, k)
+    step = _chunk_rows(n, k, f.device)
     dominated_count = torch.zeros(n, dtype=torch.long, device=f.device)
     for s in range(0, n, step):
         dominated_count += _dominators_of(f[s:s + step], f).sum(dim=0)
@@ -72,7 +72,7 @@ def is_nondominated(f: torch.Tensor) -> torch.Tensor:
     if f.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool, device=f.device)
     n, k = f.shape
-    step = _chunk_rows(n, k)
+    step = _chunk_rows(n, k, f.device)
     dominated = torch.zeros(n, dtype=torch.bool, device=f.device)
     for s in range(0, n, step):
         dominated |= _dominators_of(f[s:s + step], f).any(dim=0)

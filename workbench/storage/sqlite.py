@@ -236,7 +236,8 @@ class SQLiteStorage:
         records = [(study_id, start + i, batch, rows.x[i], fb[i * fw:(i + 1) * fw], gb[i * gw:(i + 1) * gw],
                     int(ok[i]), rows.errors[i], seconds[i], self.worker, now) for i in range(n)]
         with self._write() as conn:
-            have = conn.execute("SELECT COUNT(*) FROM evaluations WHERE study_id=?", (study_id,)).fetchone()[0]
+            have = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM evaluations WHERE study_id=?",
+                                (study_id,)).fetchone()[0]
             if have != start:
                 raise StorageError(f"study {study_id}: expected {start} stored evaluations before batch {batch}, "
                                    f"found {have}; is another process running the same study?")

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Creates .venv with the CPU build of torch first (a plain `torch` would pull a multi-GB CUDA build),
+# then installs design-workbench in editable mode with its test extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import torch, botorch, pymoo, moocore, workbench" 
