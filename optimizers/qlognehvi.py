@@ -43,13 +43,15 @@ class QLogNEHVI(Optimizer):
     (default ``2 * (d + 1)``). ref_point: ``k`` reference values in the user's objective
     directions (else ``problem.ref_point``, else inferred from the data at every ask).
     num_restarts / raw_samples: acquisition optimizer settings. mc_samples: QMC samples of
-    the acquisition. max_train: train on at most this many most recent successful rows.
+    the acquisition. The defaults are half of BoTorch's tutorial settings (10 / 512 / 128):
+    an ask then takes about 13 s instead of 37 s on 2 CPU cores at 50 points and 3 objectives,
+    where the box decompositions of the hypervolume dominate. max_train: train on at most this many most recent successful rows.
     """
 
     name = "qlognehvi"
 
     def __init__(self, q: int = 4, n_init: int | None = None, ref_point: list[float] | None = None,
-                 num_restarts: int = 10, raw_samples: int = 512, mc_samples: int = 128,
+                 num_restarts: int = 5, raw_samples: int = 256, mc_samples: int = 64,
                  max_train: int | None = None) -> None:
         if q < 1:
             raise ValueError(f"q must be >= 1, got {q}")

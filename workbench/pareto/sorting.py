@@ -58,12 +58,21 @@ def nondominated_rank_torch(f: torch.Tensor, max_rank_fill: int | None = None) -
 
 
 def nondominated_rank(f: torch.Tensor, max_rank_fill: int | None = None) -> torch.Tensor:
-    """Pareto rank of each row of ``f: [n, k]`` (minimization); CPU uses moocore."""
+    """Pareto rank of each row of ``f: [n, k]`` (minimization).
+
+    CPU: moocore's C sort. CUDA: a fused Triton kernel where Triton is installed, else
+    the chunked torch path. All three give identical ranks.
+    """
     if f.device.type == "cpu" and f.shape[0] > 0 and bool(torch.isfinite(f).all()):
         import moocore
 
         ranks = moocore.pareto_rank(f.detach().numpy().astype(np.float64, copy=False))
         return torch.from_numpy(np.asarray(ranks, dtype=np.int64))
+    if f.device.type == "cuda":
+        from . import triton_sort
+
+        if triton_sort.AVAILABLE:
+            return triton_sort.nondominated_rank_triton(f, max_rank_fill)
     return nondominated_rank_torch(f, max_rank_fill)
 
 
