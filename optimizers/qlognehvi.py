@@ -152,14 +152,24 @@ class QLogNEHVI(Optimizer):
         return space.repair(x)
 
     def _reference_point(self, y: torch.Tensor, feasible: torch.Tensor) -> torch.Tensor:
-        """``[k]`` reference point in BoTorch's maximization space, from ``y = -F: [n, k]``."""
+        """``[k]`` reference point in BoTorch's maximization space, from ``y = -F: [n, k]``.
+
+        A given point (``ref_point``, else the objectives' refs) is used once some feasible
+        observation dominates it; before that the hypervolume improvement is zero almost
+        everywhere, so the point is loosened to the data's inferred one (nadir - 10% range).
+        """
+        pts = y[feasible] if bool(feasible.any()) else y
+        inferred = infer_reference_point(pts[is_non_dominated(pts)], scale=0.1)
         if self.ref_point is not None:
             signs = torch.tensor([o.sign for o in self.problem.objectives], dtype=_DT, device=self.device)
-            return -signs * torch.tensor(self.ref_point, dtype=_DT, device=self.device)
-        if self.problem.ref_point is not None:
-            return -self.problem.ref_point.to(self.device, _DT)
-        pts = y[feasible] if bool(feasible.any()) else y
-        return infer_reference_point(pts[is_non_dominated(pts)], scale=0.1)
+            given = -signs * torch.tensor(self.ref_point, dtype=_DT, device=self.device)
+        elif self.problem.ref_point is not None:
+            given = -self.problem.ref_point.to(self.device, _DT)
+        else:
+            return inferred
+        if bool(feasible.any()) and bool((y[feasible] > given).all(dim=1).any()):
+            return given
+        return torch.minimum(given, inferred)
 
     def _fit(self, x_unit: torch.Tensor, outcomes: torch.Tensor) -> ModelListGP:
         """One GP per column of ``outcomes: [n, k + c]`` on ``x_unit: [n, d]``."""
