@@ -1,9 +1,10 @@
 """Generic search and sampling algorithms, shared by every domain whose space they support."""
 
+from .mcd import MCD
 from .nsga2 import NSGA2
 from .random_search import RandomSearch
 
-__all__ = ["NSGA2", "RandomSearch"]
+__all__ = ["MCD", "NSGA2", "RandomSearch"]
 
 
 def __getattr__(name: str):

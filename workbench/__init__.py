@@ -2,6 +2,7 @@
 
 from ._version import __version__
 from .campaign import Campaign
+from .counterfactuals import counterfactuals
 from .device import resolve_device
 from .domain import Domain, Evaluation, FunctionDomain
 from .evaluation import Evaluator
@@ -13,7 +14,7 @@ from .spaces import Binary, Categorical, Integer, MixedSpace, Real, SequenceSpac
 from .storage import StorageError, open_storage
 from .study import Study
 
-__all__ = ["__version__", "Campaign", "resolve_device", "Domain", "Evaluation", "FunctionDomain", "Evaluator", "Constraint",
+__all__ = ["__version__", "Campaign", "counterfactuals", "resolve_device", "Domain", "Evaluation", "FunctionDomain", "Evaluator", "Constraint",
            "Objective", "Optimizer", "Problem", "StudyResults", "Binary", "Categorical", "Integer", "MixedSpace", "Real",
            "SequenceSpace", "Space", "TensorSpace", "StorageError", "open_storage", "Study",
            "plot_hypervolume", "plot_parallel", "plot_pairwise", "plot_pareto", "save"]

@@ -79,6 +79,10 @@ class Domain:
         """A trained generative model over the space, where the domain has one."""
         return None
 
+    def optimizer_hints(self) -> dict[str, Any]:
+        """Extra knowledge an optimizer may use (e.g. a counterfactual query); passed as ``Problem.hints``."""
+        return {}
+
     def pareto_front(self, n: int = 1000) -> torch.Tensor | None:
         """Known true Pareto front ``[m, k]`` in the user's directions (benchmarks only)."""
         return None

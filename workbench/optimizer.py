@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -16,7 +16,7 @@ from .spaces import Space
 
 @dataclass
 class Problem:
-    """What an optimizer may know of a domain: its space, objectives, constraints and device."""
+    """What an optimizer may know of a domain: its space, objectives, constraints, device and hints."""
 
     space: Space
     objectives: list[Objective]
@@ -24,6 +24,7 @@ class Problem:
     device: torch.device
     seed: int
     ref_point: torch.Tensor | None = None  # [k] minimization-space reference point, where known
+    hints: dict[str, Any] = field(default_factory=dict)  # domain.optimizer_hints(): optional extra knowledge
 
     @property
     def n_obj(self) -> int:

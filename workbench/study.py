@@ -81,7 +81,8 @@ class Study:
         if all(o.ref is not None for o in self.domain.objectives):
             ref = torch.tensor([o.ref * o.sign for o in self.domain.objectives], dtype=torch.float64, device=self.device)
         self.problem = Problem(space=self.domain.space, objectives=self.domain.objectives,
-                               constraints=self.domain.constraints, device=self.device, seed=self.seed, ref_point=ref)
+                               constraints=self.domain.constraints, device=self.device, seed=self.seed, ref_point=ref,
+                               hints=self.domain.optimizer_hints())
         self.optimizer.setup(self.problem)
         snapshot = self.storage.load_snapshot(record.id)
         self._batch = 0

@@ -1,0 +1,57 @@
+"""Sparsifying counterfactuals: revert changed features to the query while every target stays met.
+
+The evolutionary search leaves many features slightly moved: the moves that did not matter for
+the targets were never selected against strongly enough. A greedy pass fixes that directly. Each
+round evaluates, in one batch, every design with one of its changed features put back to the
+query's value; each design takes the feasible revert that removes the most Gower distance. It
+stops when no design can revert anything, so a design ends with no feature that could go back
+alone. Cost: at most ``d`` rounds of ``rows x changed features`` evaluations.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..evaluation import Evaluator
+from ..objectives import violations
+from .problem import CounterfactualDomain
+
+
+def sparsify(cf: CounterfactualDomain, x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, int]:
+    """Designs ``x: [s, d]`` with as many features reverted to the query as the targets allow.
+
+    Returns (the refined designs ``[s, d]``, evaluations spent).
+    """
+    x = x.detach().to("cpu", torch.float64).clone()
+    q = cf.query.to("cpu", torch.float64)
+    metric = cf.metric.to("cpu")
+    evaluator = Evaluator(cf, device=device, cache_size=0)
+    active = torch.ones(x.shape[0], dtype=torch.bool)
+    spent = 0
+    for _ in range(cf.space.dim):
+        changed = (x != q) & active.unsqueeze(1)
+        pairs = torch.nonzero(changed)  # [p, 2]: (row, feature)
+        if pairs.shape[0] == 0:
+            break
+        rows, feats = pairs[:, 0], pairs[:, 1]
+        candidates = x[rows].clone()
+        candidates[torch.arange(len(rows)), feats] = q[feats]
+        evaluation = evaluator(candidates)
+        spent += len(rows)
+        met = evaluation.ok & (violations(cf.constraints, evaluation.constraints) <= 0).all(dim=1)
+        gain = (x[rows, feats] - q[feats]).abs() / metric.ranges[feats]
+        gain = torch.where(metric.categorical[feats], torch.ones_like(gain), gain)
+        score = torch.where(met, gain, torch.full_like(gain, -1.0))
+        best = torch.full((x.shape[0],), -1.0, dtype=torch.float64).scatter_reduce(0, rows, score, "amax")
+        improved = best >= 0
+        if not bool(improved.any()):
+            break
+        # the first candidate of each row that reaches its best score
+        is_best = (score == best[rows]) & improved[rows]
+        order = torch.nonzero(is_best).flatten()
+        first = torch.full((x.shape[0],), -1, dtype=torch.long).scatter_reduce(
+            0, rows[order], order, "amin", include_self=False)
+        for r in torch.nonzero(improved).flatten().tolist():
+            x[r] = candidates[int(first[r])]
+        active &= improved
+    return x, spent
