@@ -69,38 +69,33 @@ class Constraint:
         return {"name": self.name, "bound": self.bound, "sense": self.sense}
 
 
-def as_objectives(items: Sequence[Objective | str | tuple]) -> list[Objective]:
-    """Accept Objective objects, bare names (minimized) or (name, direction) tuples."""
+def _coerce(items: Sequence[Any], cls: type, what: str) -> list[Any]:
+    """Items as ``cls`` objects: instances as they are, a bare name, or a tuple of constructor arguments."""
     out = []
     for item in items:
-        if isinstance(item, Objective):
+        if isinstance(item, cls):
             out.append(item)
         elif isinstance(item, str):
-            out.append(Objective(item))
+            out.append(cls(item))
         elif isinstance(item, tuple):
-            out.append(Objective(*item))
+            out.append(cls(*item))
         else:
-            raise TypeError(f"cannot make an objective from {item!r}")
+            raise TypeError(f"cannot make {what} from {item!r}")
+    _check_unique([o.name for o in out], what)
+    return out
+
+
+def as_objectives(items: Sequence[Objective | str | tuple]) -> list[Objective]:
+    """Accept Objective objects, bare names (minimized) or (name, direction) tuples."""
+    out = _coerce(items, Objective, "objective")
     if not out:
         raise ValueError("at least one objective is required")
-    _check_unique([o.name for o in out], "objective")
     return out
 
 
 def as_constraints(items: Sequence[Constraint | str | tuple]) -> list[Constraint]:
     """Accept Constraint objects, bare names (``<= 0``) or (name, bound[, sense]) tuples."""
-    out = []
-    for item in items:
-        if isinstance(item, Constraint):
-            out.append(item)
-        elif isinstance(item, str):
-            out.append(Constraint(item))
-        elif isinstance(item, tuple):
-            out.append(Constraint(*item))
-        else:
-            raise TypeError(f"cannot make a constraint from {item!r}")
-    _check_unique([c.name for c in out], "constraint")
-    return out
+    return _coerce(items, Constraint, "constraint")
 
 
 def _check_unique(names: list[str], what: str) -> None:

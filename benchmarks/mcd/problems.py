@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Callable
 
@@ -89,3 +90,15 @@ def metrics(spec: McdProblemSpec, designs: np.ndarray, k: int = 3) -> dict[str, 
     diversity = pair[np.triu_indices(n, 1)].mean() if n > 1 else 0.0
     return {"returned": n, "valid": int(spec.valid(designs).sum()), "gower": float(gower.mean()),
             "changed": float(changed.mean()), "manifold": float(manifold.mean()), "diversity": float(diversity)}
+
+
+def run_arguments() -> argparse.ArgumentParser:
+    """Command-line arguments shared by ``run_ours.py`` and ``run_decode.py``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--problem", default="synthetic10", choices=sorted(PROBLEMS))
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--pop", type=int, default=100)
+    parser.add_argument("--gens", type=int, default=100)
+    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)  # decode-mcd wants a positive seed
+    return parser

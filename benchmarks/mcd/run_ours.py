@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
@@ -13,17 +12,11 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from problems import PROBLEMS  # noqa: E402
+from problems import PROBLEMS, run_arguments  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--problem", default="synthetic10")
-    parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--pop", type=int, default=100)
-    parser.add_argument("--gens", type=int, default=100)
-    parser.add_argument("--n", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = run_arguments()
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     import workbench as wb
