@@ -103,7 +103,7 @@ class Campaign:
         bar = tqdm(total=len(names), desc=f"campaign {self.name}", disable=not progress)
         if workers == 1 or len(names) == 1:
             for n in names:
-                outcome[n] = _run_entry(self, n, progress=progress)
+                outcome[n] = _run_entry(self, n)  # one bar over studies; nested study bars clutter logs
                 bar.update(1)
         else:
             ctx = get_context("spawn")
