@@ -1,6 +1,6 @@
 """Bicycle frames: mass against planar compliance under the safety and validity constraints.
 
-    workbench run studies/bike_pareto.py [--workers 4] [--budget 160] [--seeds 5]
+    workbench run studies/bike_pareto.py [--workers 4] [--budget 160] [--seeds 5] [--optimizers nsga2,random]
 
 NSGA-II, qLogNEHVI and random search, 5 seeds each, on the FEA surrogate of the BIKED / FRAMED
 frames (both safety factors >= 1.5, validity >= 0.5). Writes runs/bike_pareto/compare.csv and the
@@ -18,12 +18,17 @@ from optimizers import NSGA2, QLogNEHVI, RandomSearch
 parser = argparse.ArgumentParser()
 parser.add_argument("--budget", type=int, default=160)
 parser.add_argument("--seeds", type=int, default=5)
+parser.add_argument("--optimizers", default="nsga2,qlognehvi,random")
 args, _ = parser.parse_known_args()
+optimizers = {"nsga2": NSGA2(pop_size=20), "qlognehvi": QLogNEHVI(q=8, n_init=40),
+              "random": RandomSearch(method="sobol", batch_size=20)}
+unknown = set(args.optimizers.split(",")) - set(optimizers)
+if unknown:
+    raise SystemExit(f"unknown optimizers {sorted(unknown)}; choose from {sorted(optimizers)}")
 
 campaign = wb.Campaign("bike-pareto", storage="sqlite:///runs/bike_pareto.db")
 campaign.grid(BikeFrame(objectives=("mass", "planar_compliance"), bounds="typical"),
-              {"nsga2": NSGA2(pop_size=20), "qlognehvi": QLogNEHVI(q=8, n_init=40),
-               "random": RandomSearch(method="sobol", batch_size=20)},
+              {k: v for k, v in optimizers.items() if k in args.optimizers.split(",")},
               seeds=range(args.seeds), budget=args.budget)
 
 if __name__ == "__main__":
