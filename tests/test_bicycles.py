@@ -199,3 +199,21 @@ def test_bike_frame_on_cuda_matches_cpu(frames):
     a, b = cpu.evaluate(x), gpu.evaluate(x.cuda())
     assert b["mass"].device.type == "cuda"
     assert torch.allclose(a["mass"], b["mass"].cpu(), rtol=1e-4)
+
+
+def test_trust_constraint_keeps_real_frames_and_rejects_extrapolation():
+    from domains.bicycles import BikeFrame
+
+    dom = BikeFrame(max_spread=0.06)
+    assert [c.name for c in dom.constraints][-1] == "mass_spread"
+    real = dom.space.from_frame(dom.dataset().iloc[::10])
+    spread = dom.evaluate(real)["mass_spread"]
+    assert float((spread <= 0.06).double().mean()) > 0.98
+    # a frame with every tube at its thinnest wall is far outside the data: the ensemble disagrees
+    thin = real[:1].clone()
+    for j, name in enumerate(dom.space.names):
+        if "Thickness" in name:
+            thin[0, j] = dom.space.bounds[0, j]
+    assert float(dom.evaluate(thin)["mass_spread"][0]) > float(spread.median())
+    with pytest.raises(ValueError, match="max_spread"):
+        BikeFrame(max_spread=0.0)
