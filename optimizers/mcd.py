@@ -82,12 +82,7 @@ class MCD(NSGA2):
             x = torch.where(use_seed.unsqueeze(1), self.seeds[pick], x)
         if self.drawn == 0 and n > 0:
             x[0] = self.query
-        if self.eliminate_duplicates:
-            for _ in range(10):
-                dup = self._duplicates(x)
-                if not bool(dup.any()):
-                    break
-                x[dup] = self._perturbed(int(dup.sum()))
+        x = self._without_duplicates(x, self._perturbed)
         self.drawn += n
         return x
 

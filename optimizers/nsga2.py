@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -73,14 +74,17 @@ class NSGA2(Optimizer):
         """``n`` new designs ``[n, d]``: uniform while the population fills, then offspring."""
         if self.x.shape[0] < self.pop_size:
             return self.space.sample(n, generator=self.generator, device=self.device)
-        children = self._offspring(n)
+        return self._without_duplicates(self._offspring(n), self._offspring)
+
+    def _without_duplicates(self, x: torch.Tensor, regenerate: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """Replace rows of ``x: [n, d]`` that repeat the population or an earlier row (up to 10 tries)."""
         if self.eliminate_duplicates:
             for _ in range(10):
-                dup = self._duplicates(children)
+                dup = self._duplicates(x)
                 if not bool(dup.any()):
                     break
-                children[dup] = self._offspring(int(dup.sum()))
-        return children
+                x[dup] = regenerate(int(dup.sum()))
+        return x
 
     def tell(self, x: torch.Tensor, evaluation: Evaluation) -> None:
         f, g, ok = self.problem.minimized(evaluation)
