@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 
@@ -117,10 +118,10 @@ class Evaluator:
 
     def _nonfinite_message(self, fr: torch.Tensor, gr: torch.Tensor) -> str:
         for o, v in zip(self.domain.objectives, fr.tolist()):
-            if not torch.isfinite(torch.tensor(v)):
+            if not math.isfinite(v):
                 return f"objective {o.name!r} is {v}"
         for cst, v in zip(self.domain.constraints, gr.tolist()):
-            if not torch.isfinite(torch.tensor(v)):
+            if not math.isfinite(v):
                 return f"constraint {cst.name!r} is {v}"
         return "non-finite output"
 

@@ -184,11 +184,7 @@ def _report(cf: CounterfactualDomain, results: StudyResults, n: int, diversity: 
 
     metric = cf.metric
     xp = x_all[pool].to(metric.device)
-    names = [o.name for o in cf.objectives]
-    criteria = [f[pool, names.index(name)] for name in QUALITY]
-    criteria += [f[pool, names.index(target_column(t))] * (1.0 if t.kind == "minimize" else -1.0)
-                 for t in objective_targets]
-    criteria = torch.stack(criteria, dim=1).to(metric.device)
+    criteria = _criteria(cf, f[pool], objective_targets).to(metric.device)
     cost = normalized_cost(criteria)
     scale = float(torch.median(criteria[:, 0]))
     # pick twice as many as asked, sparsify them, then pick the final n among the refined designs
@@ -197,12 +193,8 @@ def _report(cf: CounterfactualDomain, results: StudyResults, n: int, diversity: 
     refined = torch.from_numpy(np.unique(refined.numpy(), axis=0))
     evaluations += spent
     refined_f = Evaluator(cf, device=device, cache_size=0)(refined).objectives
-    refined_criteria = torch.stack([refined_f[:, names.index(name)] for name in QUALITY]
-                                   + [refined_f[:, names.index(target_column(t))] * (1.0 if t.kind == "minimize" else -1.0)
-                                      for t in objective_targets], dim=1).to(metric.device)
-    low, high = criteria.min(dim=0).values, criteria.max(dim=0).values  # scale as the pool was scaled
-    span = torch.where(high > low, high - low, torch.ones_like(high))
-    refined_cost = ((refined_criteria - low) / span).mean(dim=1)
+    refined_criteria = _criteria(cf, refined_f, objective_targets).to(metric.device)
+    refined_cost = normalized_cost(refined_criteria, reference=criteria)  # scaled as the pool was
     final = select_diverse(refined.to(metric.device), refined_cost, n, metric, scale=scale, diversity=diversity,
                            min_distance=metric.tolerance)
     chosen = refined[final.cpu()]
@@ -218,6 +210,15 @@ def _report(cf: CounterfactualDomain, results: StudyResults, n: int, diversity: 
     out.attrs.update({"message": message, "diversity": mean_pairwise(chosen, metric), "evaluations": evaluations,
                       "feasible": found})
     return out
+
+
+def _criteria(cf: CounterfactualDomain, f: torch.Tensor, objective_targets: list[Target]) -> torch.Tensor:
+    """``[m, c]`` minimized selection criteria (quality scores, then min/max targets) from ``f: [m, k]``."""
+    names = [o.name for o in cf.objectives]
+    columns = [f[:, names.index(name)] for name in QUALITY]
+    columns += [f[:, names.index(target_column(t))] * (1.0 if t.kind == "minimize" else -1.0)
+                for t in objective_targets]
+    return torch.stack(columns, dim=1)
 
 
 def _frame(cf: CounterfactualDomain, x: torch.Tensor, device: torch.device) -> pd.DataFrame:

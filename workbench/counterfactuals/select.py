@@ -22,11 +22,13 @@ import torch
 from .distances import GowerMetric
 
 
-def normalized_cost(criteria: torch.Tensor) -> torch.Tensor:
-    """``[m]`` mean over columns of ``criteria: [m, c]`` (all minimized), each scaled to [0, 1] over the pool."""
-    if criteria.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.float64, device=criteria.device)
-    low, high = criteria.min(dim=0).values, criteria.max(dim=0).values
+def normalized_cost(criteria: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """``[m]`` mean over columns of ``criteria: [m, c]`` (all minimized), each scaled to [0, 1] over
+    ``reference: [r, c]`` (default: ``criteria`` itself, the pool)."""
+    reference = criteria if reference is None else reference
+    if criteria.shape[0] == 0 or reference.shape[0] == 0:
+        return torch.zeros(criteria.shape[0], dtype=torch.float64, device=criteria.device)
+    low, high = reference.min(dim=0).values, reference.max(dim=0).values
     span = torch.where(high > low, high - low, torch.ones_like(high))
     return ((criteria - low) / span).mean(dim=1)
 
