@@ -71,6 +71,16 @@ class Domain:
         """Score a batch ``x: [n, *space.shape]`` (see the class docstring for return forms)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement evaluate()")
 
+    def evaluate_soft(self, probs: torch.Tensor) -> Any:
+        """Differentiable scores of relaxed sequences ``probs: [n, length, vocab]`` (rows sum to 1).
+
+        Sequence domains whose objectives are differentiable models (e.g. a CNN oracle)
+        implement this so gradient-based samplers (DRAKES) can back-propagate the reward.
+        Returns the same forms as :meth:`evaluate`, with gradients attached.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no differentiable evaluate_soft(); "
+                                  "gradient-based samplers need one")
+
     def dataset(self) -> pd.DataFrame | None:
         """Real designs of this domain (readable columns), where it has them."""
         return None
