@@ -152,8 +152,12 @@ class FunctionDomain(Domain):
         return self._dataset
 
 
-def split_outputs(domain: Domain, out: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalize whatever ``domain.evaluate`` returned into (objectives ``[n, k]``, constraints ``[n, c]``)."""
+def split_outputs(domain: Domain, out: Any, n: int, keep_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalize whatever ``domain.evaluate`` returned into (objectives ``[n, k]``, constraints ``[n, c]``).
+
+    ``keep_grad`` keeps the autograd graph (for :meth:`Domain.evaluate_soft`); otherwise
+    the values are detached.
+    """
     k, c = domain.n_obj, domain.n_con
     names_f = [o.name for o in domain.objectives]
     names_g = [g.name for g in domain.constraints]
@@ -163,27 +167,28 @@ def split_outputs(domain: Domain, out: Any, n: int) -> tuple[torch.Tensor, torch
         missing = [name for name in names_f + names_g if name not in out]
         if missing:
             raise ValueError(f"evaluate() returned no values for {missing}; it returned {sorted(out)}")
-        cols = [_as_column(out[name], n, name) for name in names_f + names_g]
+        cols = [_as_column(out[name], n, name, keep_grad) for name in names_f + names_g]
         stacked = torch.stack(cols, dim=1) if cols else torch.empty((n, 0), dtype=torch.float64)
         return stacked[:, :k], stacked[:, k:]
     if isinstance(out, tuple):
         if len(out) != 2:
             raise ValueError(f"evaluate() returned a tuple of {len(out)}; expected (objectives, constraints)")
-        f = _as_matrix(out[0], n, k, "objectives")
-        g = _as_matrix(out[1], n, c, "constraints") if c else torch.empty((n, 0), dtype=torch.float64, device=f.device)
+        f = _as_matrix(out[0], n, k, "objectives", keep_grad)
+        g = (_as_matrix(out[1], n, c, "constraints", keep_grad) if c
+             else torch.empty((n, 0), dtype=torch.float64, device=f.device))
         return f, g
-    both = _as_matrix(out, n, k + c, "objectives and constraints")
+    both = _as_matrix(out, n, k + c, "objectives and constraints", keep_grad)
     return both[:, :k], both[:, k:]
 
 
-def _to_tensor(value: Any) -> torch.Tensor:
+def _to_tensor(value: Any, keep_grad: bool = False) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        return value.detach().to(torch.float64)
+        return (value if keep_grad else value.detach()).to(torch.float64)
     return torch.from_numpy(np.array(value, dtype=np.float64))
 
 
-def _as_column(value: Any, n: int, name: str) -> torch.Tensor:
-    t = _to_tensor(value)
+def _as_column(value: Any, n: int, name: str, keep_grad: bool = False) -> torch.Tensor:
+    t = _to_tensor(value, keep_grad)
     if t.dim() == 2 and t.shape[1] == 1:
         t = t[:, 0]
     if tuple(t.shape) != (n,):
@@ -191,8 +196,8 @@ def _as_column(value: Any, n: int, name: str) -> torch.Tensor:
     return t
 
 
-def _as_matrix(value: Any, n: int, width: int, what: str) -> torch.Tensor:
-    t = _to_tensor(value)
+def _as_matrix(value: Any, n: int, width: int, what: str, keep_grad: bool = False) -> torch.Tensor:
+    t = _to_tensor(value, keep_grad)
     if t.dim() == 1 and width == 1:
         t = t.unsqueeze(1)
     if tuple(t.shape) != (n, width):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,16 @@ class Problem:
     seed: int
     ref_point: torch.Tensor | None = None  # [k] minimization-space reference point, where known
     hints: dict[str, Any] = field(default_factory=dict)  # domain.optimizer_hints(): optional extra knowledge
+    load_prior: Callable[[], Any] | None = None  # domain.prior, called on first use of ``prior``
+    evaluate: Callable[[torch.Tensor], Evaluation] | None = None  # score designs without storing them (rewards)
+    evaluate_soft: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None  # differentiable
+
+    @property
+    def prior(self) -> Any:
+        """The domain's trained generative model (loaded once, on first use), or None."""
+        if not hasattr(self, "_prior"):
+            self._prior = self.load_prior() if self.load_prior is not None else None
+        return self._prior
 
     @property
     def n_obj(self) -> int:
@@ -47,6 +58,13 @@ class Problem:
         f = torch.where(ok.unsqueeze(1), f, inf)
         g = torch.where(ok.unsqueeze(1), g, inf)
         return f, g, ok
+
+    def minimized_soft(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relaxed sequences ``probs [n, L, V]`` -> differentiable (F ``[n, k]`` minimized, G ``[n, c]`` violations)."""
+        if self.evaluate_soft is None:
+            raise ValueError("this problem has no differentiable evaluation (Domain.evaluate_soft)")
+        f, g = self.evaluate_soft(probs)
+        return f * objective_signs(self.objectives, f.device), violations(self.constraints, g)
 
 
 class Optimizer(ABC):

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .device import resolve_device
-from .domain import Domain
+from .domain import Domain, Evaluation, split_outputs
 from .evaluation import Evaluator
 from .optimizer import Optimizer, Problem
 from .results import StudyResults
@@ -55,6 +55,7 @@ class Study:
         self.campaign = campaign
         self.settings = dict(settings or {})
         self.evaluator = Evaluator(domain, device=self.device, chunk_size=chunk_size)
+        self._scorer = Evaluator(domain, device=self.device, chunk_size=chunk_size, cache_size=0)
         self._record = None
         self._ready = False
 
@@ -82,7 +83,8 @@ class Study:
             ref = torch.tensor([o.ref * o.sign for o in self.domain.objectives], dtype=torch.float64, device=self.device)
         self.problem = Problem(space=self.domain.space, objectives=self.domain.objectives,
                                constraints=self.domain.constraints, device=self.device, seed=self.seed, ref_point=ref,
-                               hints=self.domain.optimizer_hints())
+                               hints=self.domain.optimizer_hints(), load_prior=self.domain.prior,
+                               evaluate=self._score, evaluate_soft=self._score_soft)
         self.optimizer.setup(self.problem)
         snapshot = self.storage.load_snapshot(record.id)
         self._batch = 0
@@ -94,6 +96,15 @@ class Study:
             self._batch, self._done, self._counters = last_batch + 1, n_evals, counters
         self._record = record
         self._ready = True
+
+    def _score(self, x: torch.Tensor) -> Evaluation:
+        """Score designs for an optimizer's own use (e.g. a sampler's intermediate rewards); not stored."""
+        return self._scorer(x)
+
+    def _score_soft(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable (objectives, constraints) of relaxed sequences, in the user's directions."""
+        out = self.domain.evaluate_soft(probs)
+        return split_outputs(self.domain, out, int(probs.shape[0]), keep_grad=True)
 
     @property
     def n_evaluations(self) -> int:

@@ -1,0 +1,231 @@
+"""Masked (absorbing-state) discrete diffusion, MDLM-style, over token sequences.
+
+Forward process: each token is replaced by MASK with probability ``move_chance(t)``.
+The denoiser predicts the clean tokens; the "subs" parameterization makes unmasked
+tokens certain and never predicts MASK. What the reward-guided samplers need is here:
+one reverse step as a distribution to sample many times (SVDD, SMC), a relaxed
+Gumbel-softmax step that carries gradients (DRAKES), the denoised estimate x0_hat, and
+an ELBO log-likelihood (naturalness).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .denoisers import ConvDenoiser, build_denoiser
+from .schedules import LogLinearSchedule
+
+CHECKPOINT_FORMAT = "workbench.masked_diffusion/1"
+
+
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one index per row of ``probs [..., K]`` (rows sum to 1) by inverse CDF -> ``[...]`` int64."""
+    u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=probs.device, dtype=probs.dtype)
+    cdf = probs.cumsum(dim=-1)
+    return (cdf < u * cdf[..., -1:]).sum(dim=-1).clamp_max(probs.shape[-1] - 1)
+
+
+@dataclass
+class ReverseStep:
+    """One reverse step p(x_s | x_t), factorized over positions.
+
+    probs: ``[B, L, V + 1]`` (last entry = stay masked); x0_probs: ``[B, L, V]`` the
+    denoiser's estimate of the clean tokens; xt: ``[B, L]`` the current state.
+    """
+
+    probs: torch.Tensor
+    x0_probs: torch.Tensor
+    xt: torch.Tensor
+    mask_index: int
+
+    def sample(self, m: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``m`` independent draws ``[m, B, L]`` (or one ``[B, L]`` when m is None)."""
+        probs = self.probs if m is None else self.probs.unsqueeze(0).expand(m, *self.probs.shape)
+        drawn = sample_categorical(probs, generator)
+        return torch.where(self.xt != self.mask_index, self.xt, drawn)
+
+    def log_prob(self, xs: torch.Tensor) -> torch.Tensor:
+        """Log-probability of states ``xs [..., B, L]`` under this step -> ``[..., B]``."""
+        probs = self.probs.expand(xs.shape + (self.probs.shape[-1],))
+        return torch.log(probs.gather(-1, xs.unsqueeze(-1)).squeeze(-1).clamp_min(1e-30)).sum(dim=-1)
+
+
+class MaskedDiffusion(nn.Module):
+    """A masked-diffusion prior over sequences ``[B, length]`` of token ids ``0..vocab_size-1``.
+
+    ``mask_index = vocab_size``. ``calls`` / ``rows`` count denoiser invocations and the
+    sequences they processed, so samplers can report their cost.
+    """
+
+    def __init__(self, denoiser: nn.Module, vocab_size: int, length: int,
+                 schedule: LogLinearSchedule | None = None) -> None:
+        super().__init__()
+        if vocab_size < 2 or length < 1:
+            raise ValueError(f"need vocab_size >= 2 and length >= 1, got {vocab_size} and {length}")
+        self.denoiser = denoiser
+        self.vocab_size = int(vocab_size)
+        self.length = int(length)
+        self.mask_index = self.vocab_size
+        self.schedule = schedule or LogLinearSchedule()
+        self.calls = 0
+        self.rows = 0
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def for_space(cls, space: Any, **denoiser_options: Any) -> MaskedDiffusion:
+        """A fresh prior for a :class:`~workbench.spaces.SequenceSpace` (its padding becomes one more token)."""
+        vocab = space.vocab_size + (1 if space.min_length < space.length else 0)
+        return cls(ConvDenoiser(vocab, **denoiser_options), vocab, space.length)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def config(self) -> dict[str, Any]:
+        return {"denoiser": dict(self.denoiser.config), "vocab_size": self.vocab_size, "length": self.length,
+                "schedule": self.schedule.to_spec()}
+
+    def clone(self) -> MaskedDiffusion:
+        """An independent copy (same weights), e.g. the model DRAKES fine-tunes."""
+        twin = copy.deepcopy(self)
+        twin.calls, twin.rows = 0, 0
+        return twin
+
+    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+        """Write the config and weights (a state dict; no pickled code)."""
+        torch.save({"format": CHECKPOINT_FORMAT, "config": self.config(), "meta": meta or {},
+                    "state_dict": {k: v.detach().cpu() for k, v in self.denoiser.state_dict().items()}}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> MaskedDiffusion:
+        """Rebuild a saved prior; loads with ``weights_only=True``."""
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a masked-diffusion checkpoint ({CHECKPOINT_FORMAT})")
+        config = blob["config"]
+        denoiser = build_denoiser(config["denoiser"])
+        denoiser.load_state_dict(blob["state_dict"])
+        model = cls(denoiser, config["vocab_size"], config["length"], LogLinearSchedule(config["schedule"]["eps"]))
+        model.meta = blob.get("meta", {})
+        return model.to(device).eval()
+
+    # --------------------------------------------------------------- helpers
+    def one_hot(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[B, L]`` -> one-hot ``[B, L, V + 1]`` float."""
+        return nn.functional.one_hot(x, self.vocab_size + 1).float()
+
+    def all_masked(self, n: int) -> torch.Tensor:
+        return torch.full((n, self.length), self.mask_index, dtype=torch.long, device=self.device)
+
+    def timesteps(self, steps: int) -> torch.Tensor:
+        """Reverse-time grid ``[steps + 1]`` from 1 down to 0."""
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        return torch.linspace(1.0, 0.0, steps + 1, device=self.device)
+
+    def check_tokens(self, x: torch.Tensor, allow_mask: bool = True) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.length:
+            raise ValueError(f"expected token rows [n, {self.length}], got shape {list(x.shape)}")
+        top = self.mask_index if allow_mask else self.vocab_size - 1
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) > top):
+            raise ValueError(f"token ids must be in [0, {top}], got [{int(x.min())}, {int(x.max())}]")
+        return x.long()
+
+    # -------------------------------------------------------------- denoising
+    def logits(self, xt: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """Raw denoiser logits ``[B, L, V]`` for tokens ``[B, L]`` or relaxed one-hots ``[B, L, V + 1]``."""
+        x = xt if xt.is_floating_point() else self.one_hot(xt)
+        t = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(x.shape[0])
+        self.calls += 1
+        self.rows += int(x.shape[0])
+        return self.denoiser(x, t).float()
+
+    def x0_probs(self, xt: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """p(x0 | x_t) ``[B, L, V]`` with the subs parameterization (unmasked tokens are kept)."""
+        x = xt if xt.is_floating_point() else self.one_hot(xt)
+        predicted = torch.softmax(self.logits(x, t), dim=-1)
+        return x[..., : self.vocab_size] + x[..., self.vocab_size:] * predicted
+
+    def denoise(self, xt: torch.Tensor, t: torch.Tensor | float, sample: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """The denoised estimate x0_hat ``[B, L]``: argmax (or a draw) of p(x0 | x_t), unmasked tokens kept."""
+        probs = self.x0_probs(xt, t)
+        x0 = sample_categorical(probs, generator) if sample else probs.argmax(dim=-1)
+        return torch.where(xt != self.mask_index, xt, x0)
+
+    def step(self, xt: torch.Tensor, t: torch.Tensor | float, s: torch.Tensor | float) -> ReverseStep:
+        """The reverse step from time t to s < t for tokens ``xt [B, L]`` (one denoiser call)."""
+        p0 = self.x0_probs(xt, t)
+        return ReverseStep(self._step_probs(p0, xt, t, s), p0, xt, self.mask_index)
+
+    def _step_probs(self, p0: torch.Tensor, xt: torch.Tensor, t: Any, s: Any) -> torch.Tensor:
+        mt = self.schedule.move_chance(torch.as_tensor(t, dtype=torch.float32, device=p0.device))
+        ms = self.schedule.move_chance(torch.as_tensor(s, dtype=torch.float32, device=p0.device))
+        unmask = ((mt - ms) / mt).reshape(-1, 1, 1) if mt.dim() else (mt - ms) / mt
+        stay = (ms / mt).reshape(-1, 1, 1) if mt.dim() else ms / mt
+        masked = torch.cat([p0 * unmask, torch.ones_like(p0[..., :1]) * stay], dim=-1)
+        return torch.where((xt == self.mask_index).unsqueeze(-1), masked, self.one_hot(xt))
+
+    def relaxed_step(self, xt: torch.Tensor, t: float, s: float, temperature: float = 1.0,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gumbel-softmax reverse step on relaxed one-hots ``xt [B, L, V + 1]``, differentiable.
+
+        Returns (x_s ``[B, L, V + 1]``, p(x0 | x_t) ``[B, L, V]``). Unmasked mass is copied.
+        """
+        p0 = self.x0_probs(xt, t)
+        mt = self.schedule.move_chance(torch.tensor(t))
+        ms = self.schedule.move_chance(torch.tensor(s))
+        q = torch.cat([p0 * float((mt - ms) / mt), torch.full_like(p0[..., :1], float(ms / mt))], dim=-1)
+        u = torch.rand(q.shape, generator=generator, device=q.device).clamp(1e-10, 1.0 - 1e-7)
+        gumbel = -torch.log(-torch.log(u))
+        drawn = torch.softmax((torch.log(q.clamp_min(1e-20)) + gumbel) / temperature, dim=-1)
+        masked = xt[..., self.vocab_size:]
+        return (1.0 - masked) * xt + masked * drawn, p0
+
+    # --------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, n: int, steps: int = 100, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Ancestral sampling with ``steps`` reverse steps -> tokens ``[n, L]`` (no MASK left)."""
+        x = self.all_masked(n)
+        grid = self.timesteps(steps)
+        for i in range(steps):
+            x = self.step(x, grid[i], grid[i + 1]).sample(generator=generator)
+        return x
+
+    # ------------------------------------------------------- training / ELBO
+    def nelbo(self, x0: torch.Tensor, generator: torch.Generator | None = None, t: torch.Tensor | None = None,
+              min_t: float = 1e-3) -> torch.Tensor:
+        """Continuous-time negative ELBO per sequence ``[B]`` (nats), one noise draw each.
+
+        Times are antithetic (stratified over the batch) unless ``t [B]`` is given.
+        """
+        x0 = self.check_tokens(x0, allow_mask=False)
+        b = x0.shape[0]
+        if t is None:
+            offset = torch.rand((), generator=generator, device=x0.device)
+            t = ((offset + torch.arange(b, device=x0.device) / b) % 1.0) * (1.0 - min_t) + min_t
+        chance = self.schedule.move_chance(t).unsqueeze(1)
+        masked = torch.rand(x0.shape, generator=generator, device=x0.device) < chance
+        xt = torch.where(masked, self.mask_index, x0)
+        logp = torch.log_softmax(self.logits(xt, t), dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        return -(logp * masked).sum(dim=1) * self.schedule.elbo_weight(t)
+
+    @torch.no_grad()
+    def log_likelihood(self, x0: torch.Tensor, samples: int = 32, generator: torch.Generator | None = None,
+                       batch_size: int = 1024) -> torch.Tensor:
+        """ELBO estimate of log p(x0) per sequence ``[B]`` (nats), averaged over ``samples`` stratified times."""
+        x0 = self.check_tokens(x0, allow_mask=False)
+        total = torch.zeros(x0.shape[0], device=x0.device)
+        for k in range(samples):
+            for start in range(0, x0.shape[0], batch_size):
+                chunk = x0[start:start + batch_size]
+                u = torch.rand(chunk.shape[0], generator=generator, device=x0.device)
+                t = ((k + u) / samples) * (1.0 - 1e-3) + 1e-3
+                total[start:start + batch_size] += self.nelbo(chunk, generator, t=t)
+        return -total / samples
