@@ -1,0 +1,50 @@
+"""Train the DNA masked-diffusion prior on the training split (validation = chr2).
+
+    python -m domains.dna.train_prior --config full --device cuda   # GPU, a few minutes
+    python -m domains.dna.train_prior --config tiny                 # CPU, about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from workbench.generative import train_masked_diffusion
+
+from .data import load_tokens
+from .prior import CONFIGS, checkpoint_path, new_prior
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
+    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    model = new_prior(args.config).to(args.device)
+    train, _ = load_tokens("train")
+    valid, _ = load_tokens("validation")
+    options = dict(CONFIGS[args.config]["train"])
+    if args.steps is not None:
+        options["steps"] = args.steps
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"prior {args.config}: {n_params / 1e6:.2f}M parameters, {len(train)} training sequences, {args.device}")
+    out = args.out or checkpoint_path(args.config)
+    result = train_masked_diffusion(model, train, valid[:2000], seed=args.seed, checkpoint=out, **options)
+    if args.config == "full":  # ship half-precision weights; loading casts them back to float32
+        blob = torch.load(out, weights_only=True)
+        blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+        torch.save(blob, out)
+    print(json.dumps({"config": args.config, "parameters": n_params, "best_valid_nelbo_per_token": result.best_valid,
+                      "seconds": round(result.seconds, 1), "checkpoint": str(out)}))
+    result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Scalar rewards from a problem's objectives, for samplers that maximize one number."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from workbench.optimizer import Problem
+
+SCALARIZATIONS = ("sum", "chebyshev")
+
+
+class Reward:
+    """Reward ``r(x) [n]`` (higher is better) from the problem's objectives and constraints.
+
+    - ``"sum"``: ``sum_i w_i y_i`` with ``y`` the objectives turned to maximization;
+    - ``"chebyshev"``: ``min_i w_i (y_i - z_i)`` with ``z`` the reference point (the
+      problem's ``ref_point`` where set, else 0), so each weight vector picks one point
+      of a (possibly non-convex) Pareto front.
+    Constraint violations subtract ``penalty * sum(max(g, 0))``; failed designs get
+    ``failed_reward``. Counts reward calls and the sequences they scored.
+    """
+
+    def __init__(self, problem: Problem, weights: Sequence[float] | None = None, scalarization: str = "sum",
+                 penalty: float = 10.0, failed_reward: float = -1e4) -> None:
+        if scalarization not in SCALARIZATIONS:
+            raise ValueError(f"scalarization must be one of {SCALARIZATIONS}, got {scalarization!r}")
+        k = problem.n_obj
+        weights = [1.0] * k if weights is None else [float(w) for w in weights]
+        if len(weights) != k:
+            raise ValueError(f"got {len(weights)} weights for {k} objectives "
+                             f"({[o.name for o in problem.objectives]})")
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError(f"weights must be non-negative and not all zero, got {weights}")
+        self.problem = problem
+        self.weights = torch.tensor(weights, dtype=torch.float64, device=problem.device)
+        self.scalarization = scalarization
+        self.penalty = float(penalty)
+        self.failed_reward = float(failed_reward)
+        ref = problem.ref_point if problem.ref_point is not None else torch.zeros(k, dtype=torch.float64)
+        self.reference = -ref.to(problem.device, torch.float64)  # in maximization terms
+        self.calls = 0
+        self.sequences = 0
+
+    def _scalarize(self, f_min: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        y = -f_min
+        if self.scalarization == "sum":
+            r = (y * self.weights).sum(dim=1)
+        else:
+            r = (self.weights * (y - self.reference)).min(dim=1).values
+        if g.shape[1]:
+            r = r - self.penalty * g.clamp_min(0).sum(dim=1)
+        return r
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Designs ``[n, L]`` -> rewards ``[n]`` float64 on the problem's device (one evaluation call)."""
+        if self.problem.evaluate is None:
+            raise ValueError("this problem cannot score designs outside the study (Problem.evaluate is None)")
+        self.calls += 1
+        self.sequences += int(x.shape[0])
+        f, g, ok = self.problem.minimized(self.problem.evaluate(x))
+        r = self._scalarize(torch.where(ok.unsqueeze(1), f, 0.0), torch.where(ok.unsqueeze(1), g, 0.0))
+        return torch.where(ok, r, torch.full_like(r, self.failed_reward))
+
+    def soft(self, probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed sequences ``[n, L, V]`` -> differentiable rewards ``[n]``."""
+        self.calls += 1
+        self.sequences += int(probs.shape[0])
+        f, g = self.problem.minimized_soft(probs)
+        return self._scalarize(f, g)
