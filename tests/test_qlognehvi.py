@@ -144,3 +144,25 @@ def test_all_failed_keeps_sampling():
     opt = QLogNEHVI(q=2, n_init=2, **FAST)
     _run(dom, opt, rounds=3)  # no successful row: no model, Sobol points go on
     assert opt._n_sobol == 6
+
+
+def test_relaxed_encoding_round_trip_rounding_and_polish():
+    from optimizers.relaxation import RelaxedEncoding
+
+    space = MixedSpace([Real("x", 0, 1), Integer("n", 1, 5), Categorical("m", ["steel", "al", "ti"])])
+    enc = RelaxedEncoding(space)
+    assert enc.dim == 2 + 3 and not enc.is_continuous
+    x = torch.tensor([[0.25, 3.0, 2.0], [1.0, 1.0, 0.0]], dtype=torch.float64)
+    z = enc.encode(x)
+    assert torch.equal(z[:, 2:], torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64))
+    assert torch.allclose(enc.decode(z), x)
+    relaxed = torch.tensor([[0.3, 0.6, 0.2, 0.5, 0.3]], dtype=torch.float64)  # n between 3 and 4, m mostly "al"
+    legal = enc.decode(enc.round(relaxed))
+    assert legal.tolist() == [[0.3, 3.0, 1.0]]
+    assert enc.neighbours(enc.round(relaxed)).shape == (1, 2 + 3, 5)
+
+    # a q = 1 "acquisition" that prefers n = 5 and "ti": the hill climb must reach it from the rounding
+    target = enc.encode(torch.tensor([[0.3, 5.0, 2.0]], dtype=torch.float64))[0]
+    acqf = lambda b: -((b - target) ** 2).sum(dim=(-1, -2))  # noqa: E731
+    polished = enc.polisher(acqf)(relaxed.unsqueeze(0))
+    assert enc.decode(polished[0]).tolist() == [[0.3, 5.0, 2.0]]
