@@ -1,13 +1,14 @@
 """Multi-objective counterfactuals: workbench against the authors' decode-mcd 1.0.0rc1, side by side.
 
     bash benchmarks/setup_decode_mcd.sh            # once: decode-mcd in .venv-decode (pandas < 3)
-    python benchmarks/mcd_vs_decode.py [--seeds 1] [--large]
+    python benchmarks/mcd_vs_decode.py [--seeds 1] [--large] [--json runs.json]
 
 Each run is a separate process (so peak memory is its own), with population 100 and 10
 counterfactuals. Quality is computed by the same code for both (benchmarks/mcd/problems.py):
 valid on re-evaluation, mean Gower distance to the query, fraction of features changed, mean
 Gower distance to the 3 nearest data points (manifold), mean pairwise Gower (diversity).
 ``--large`` adds the runs decode-mcd cannot do: 200 generations, and 1,000,000 data rows.
+With two seeds or more, a second table compares the tools seed by seed (benchmarks/mcd/paired.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "mcd"))
 sys.path.insert(0, str(HERE))
 from _table import print_table  # noqa: E402
+from paired import paired_rows  # noqa: E402
 from problems import PROBLEMS, metrics  # noqa: E402
 
 
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None, help="also write every run's row (with its designs) to this file")
     args = parser.parse_args()
     configs = [("synthetic10", 100, None), ("toy2d", 100, None)]
     if args.large:
@@ -72,11 +75,14 @@ def main() -> None:
                 rows.append({"problem": label, "tool": side, "seed": seed, "wall s": out["wall_s"],
                              "peak MB": out["peak_mb"], "valid": f"{m['valid']}/{m['returned']}",
                              "gower": m["gower"], "changed": m["changed"], "manifold": m["manifold"],
-                             "diversity": m["diversity"]})
-                print(rows[-1], flush=True)
+                             "diversity": m["diversity"], "designs": out["designs"]})
+                print({k: v for k, v in rows[-1].items() if k != "designs"}, flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows))
     keys = ["problem", "tool", "seed", "wall s", "peak MB", "valid", "gower", "changed", "manifold", "diversity"]
     print_table([{k: r.get(k, "") for k in keys} for r in rows], "counterfactuals: workbench vs decode-mcd 1.0.0rc1, "
                 "population 100, 10 counterfactuals")
+    print_table(paired_rows(rows), "paired by seed: mean ± standard error; diff = workbench - decode-mcd")
 
 
 if __name__ == "__main__":

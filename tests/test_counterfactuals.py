@@ -376,3 +376,28 @@ def test_returned_counterfactuals_are_sparse(synthetic):
             reverted[j] = q[j]
             props = synthetic.evaluate(reverted.unsqueeze(0))
             assert not (float(props["mass"]) <= 1.0 and float(props["stiffness"]) >= 1.0)
+
+
+def test_pull_towards_query_keeps_targets_and_shortens_changes(synthetic):
+    import importlib
+
+    refine = importlib.import_module("workbench.counterfactuals.refine")
+    api = importlib.import_module("workbench.counterfactuals.api")
+    data = synthetic.dataset()
+    query = data.iloc[3]
+    targets = {"mass": (None, 2.0), "stiffness": (2.0, None)}
+    space = synthetic.space
+    parsed = api.parse_targets(targets, [o.name for o in synthetic.objectives], [c.name for c in synthetic.constraints])
+    cf = api.CounterfactualDomain(synthetic, api.encode_query(space, query), parsed, space.from_frame(data))
+    found = wb.counterfactuals(synthetic, query, targets, n=4, generations=20, seed=0)
+    x, _ = refine.sparsify(cf, space.from_frame(found), torch.device("cpu"))
+    x = x + 0.3 * (x - cf.query) * (x != cf.query) * ~space.discrete_mask  # lengthen the real changes
+    x = space.repair(x)
+    x = x[(cf.evaluate(x)[1] <= 0).all(dim=1)]  # keep the ones still meeting the targets
+    assert x.shape[0] >= 1
+    pulled, spent = refine.pull_towards_query(cf, x, torch.device("cpu"))
+    assert spent > 0
+    assert bool((cf.evaluate(pulled)[1] <= 0).all())  # every target still met
+    before, after = cf.quality(x)["gower"], cf.quality(pulled)["gower"]
+    assert bool((after <= before + 1e-12).all()) and bool((after < before).any())
+    assert torch.equal(pulled[:, space.discrete_mask], x[:, space.discrete_mask])  # discrete features untouched

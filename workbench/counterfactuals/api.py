@@ -21,7 +21,7 @@ from ..spaces import MixedSpace
 from ..storage import SQLiteStorage
 from ..study import Study
 from .problem import QUALITY, CounterfactualDomain, target_column
-from .refine import sparsify
+from .refine import pull_towards_query, sparsify
 from .select import mean_pairwise, normalized_cost, select_diverse
 from .targets import Target, parse_targets
 
@@ -32,7 +32,7 @@ def counterfactuals(domain: Domain, query: pd.Series | pd.DataFrame | Mapping[st
                     n: int = 10, freeze: Iterable[str] = (), pop_size: int = 100, generations: int = 100,
                     seed: int = 0, device: str | torch.device | None = "auto", dataset: pd.DataFrame | None = None,
                     k_neighbors: int = 3, tolerance: float = 0.01, optimizer: Optimizer | str | None = None,
-                    diversity: float = 0.4, progress: bool = False) -> pd.DataFrame:
+                    diversity: float = 0.6, progress: bool = False) -> pd.DataFrame:
     """Up to ``n`` diverse designs close to ``query`` whose predicted properties reach ``targets``.
 
     query: one design (Series, dict or 1-row DataFrame) with the space's variable names; other
@@ -187,9 +187,11 @@ def _report(cf: CounterfactualDomain, results: StudyResults, n: int, diversity: 
     criteria = _criteria(cf, f[pool], objective_targets).to(metric.device)
     cost = normalized_cost(criteria)
     scale = float(torch.median(criteria[:, 0]))
-    # pick twice as many as asked, sparsify them, then pick the final n among the refined designs
+    # pick twice as many as asked, sparsify them and pull them towards the query, then pick the final n
     picks = select_diverse(xp, cost, 2 * n, metric, scale=scale, diversity=diversity, min_distance=metric.tolerance)
     refined, spent = sparsify(cf, xp[picks], device)
+    refined, pulled = pull_towards_query(cf, refined, device)
+    spent += pulled
     refined = torch.from_numpy(np.unique(refined.numpy(), axis=0))
     evaluations += spent
     refined_f = Evaluator(cf, device=device, cache_size=0)(refined).objectives
