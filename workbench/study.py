@@ -84,7 +84,7 @@ class Study:
         self.problem = Problem(space=self.domain.space, objectives=self.domain.objectives,
                                constraints=self.domain.constraints, device=self.device, seed=self.seed, ref_point=ref,
                                hints=self.domain.optimizer_hints(), load_prior=self.domain.prior,
-                               evaluate=self._score, evaluate_soft=self._score_soft)
+                               evaluate=self._score, evaluate_soft=self._score_soft if self._has_soft() else None)
         self.optimizer.setup(self.problem)
         snapshot = self.storage.load_snapshot(record.id)
         self._batch = 0
@@ -100,6 +100,9 @@ class Study:
     def _score(self, x: torch.Tensor) -> Evaluation:
         """Score designs for an optimizer's own use (e.g. a sampler's intermediate rewards); not stored."""
         return self._scorer(x)
+
+    def _has_soft(self) -> bool:
+        return getattr(type(self.domain), "evaluate_soft", None) is not Domain.evaluate_soft
 
     def _score_soft(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable (objectives, constraints) of relaxed sequences, in the user's directions."""

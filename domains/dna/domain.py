@@ -20,12 +20,15 @@ import pandas as pd
 import torch
 
 from workbench.domain import Domain
+from workbench.generative import MaskedDiffusion
 from workbench.objectives import Objective
 from workbench.spaces import SequenceSpace
 
 from .data import ALPHABET, CELL_TYPES, LENGTH, decode, encode, load_dhs, one_hot
 from .motifs import MotifSet
 from .oracle import ROLES, Oracle, load_oracle
+from .prior import CONFIGS as PRIOR_CONFIGS
+from .prior import load_prior
 
 #: objective name -> column of the oracle's logits
 CELL_OBJECTIVES = {c.lower(): j for j, c in enumerate(CELL_TYPES)}
@@ -58,7 +61,7 @@ class DNAEnhancer(Domain):
     name = "dna_enhancer"
 
     def __init__(self, objectives: Sequence[str | tuple | Objective] | str = ("hepg2",), oracle: str = "reward",
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, prior: str = "full") -> None:
         if isinstance(objectives, str):
             objectives = (objectives,)
         objs = [_as_objective(o) for o in objectives]
@@ -69,6 +72,9 @@ class DNAEnhancer(Domain):
             raise ValueError(f"oracle must be one of {list(ROLES)}, got {oracle!r}")
         super().__init__(dna_space(), objs)
         self.oracle_role = oracle
+        if prior not in PRIOR_CONFIGS:
+            raise ValueError(f"prior must be one of {sorted(PRIOR_CONFIGS)}, got {prior!r}")
+        self.prior_config = prior
         self.oracle: Oracle = load_oracle(oracle, device)
         self._motif_names = [o.name[len("motif:"):] for o in objs if o.name.startswith("motif:")]
         if any(not m for m in self._motif_names):
@@ -133,6 +139,10 @@ class DNAEnhancer(Domain):
         """Tokens ``[n, 200]`` -> uppercase DNA strings."""
         return decode(self.space.validate(torch.as_tensor(x)))
 
+    def prior(self) -> MaskedDiffusion:
+        """The masked-diffusion prior trained on the training split (``prior="full"`` or ``"tiny"``)."""
+        return load_prior(self.prior_config, self.oracle.device)
+
     def dataset(self) -> pd.DataFrame:
         """The 47,872 real DHS sequences: ``dhs_id, chr, start, sequence``, the 0/1 labels per cell type
         (``CELL_TYPES``; exactly one is 1) and ``split`` (train, validation = chr2, test = chr1)."""
@@ -140,5 +150,6 @@ class DNAEnhancer(Domain):
 
     def describe(self) -> dict[str, Any]:
         spec = super().describe()
-        spec["settings"] = {"oracle": self.oracle_role, "oracle_half": ROLES[self.oracle_role]}
+        spec["settings"] = {"oracle": self.oracle_role, "oracle_half": ROLES[self.oracle_role],
+                            "prior": self.prior_config}
         return spec

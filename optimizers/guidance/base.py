@@ -12,7 +12,7 @@ from workbench.spaces import SequenceSpace
 
 from .reward import Reward
 
-COUNTERS = ("denoiser_calls", "denoiser_sequences", "reward_calls", "reward_sequences")
+COUNTERS = ("denoiser_calls", "denoiser_sequences", "reward_calls", "reward_sequences", "reward_seconds")
 
 
 class PriorSampler(Optimizer):
@@ -57,7 +57,7 @@ class PriorSampler(Optimizer):
         for p in self.prior.parameters():
             p.requires_grad_(False)
         self.reward = Reward(problem, self.weights, self.scalarization)
-        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.counts: dict[str, float] = dict.fromkeys(COUNTERS, 0)
         self.prior._counted = (self.prior.calls, self.prior.rows)
 
     def _sync_counts(self, *models: Any) -> None:
@@ -68,12 +68,13 @@ class PriorSampler(Optimizer):
             self.counts["denoiser_calls"] += model.calls - seen[0]
             self.counts["denoiser_sequences"] += model.rows - seen[1]
             model._counted = (model.calls, model.rows)
-        reward_seen = getattr(self.reward, "_counted", (0, 0))
+        reward_seen = getattr(self.reward, "_counted", (0, 0, 0.0))
         self.counts["reward_calls"] += self.reward.calls - reward_seen[0]
         self.counts["reward_sequences"] += self.reward.sequences - reward_seen[1]
-        self.reward._counted = (self.reward.calls, self.reward.sequences)
+        self.counts["reward_seconds"] += self.reward.seconds - reward_seen[2]
+        self.reward._counted = (self.reward.calls, self.reward.sequences, self.reward.seconds)
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, float]:
         return dict(self.counts)
 
     def tell(self, x: torch.Tensor, evaluation: Any) -> None:
@@ -84,7 +85,7 @@ class PriorSampler(Optimizer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.counts = {k: int(state["counts"][k]) for k in COUNTERS}
+        self.counts = {k: (float if k == "reward_seconds" else int)(state["counts"][k]) for k in COUNTERS}
 
     def ask(self, n: int) -> torch.Tensor:
         with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import torch
@@ -9,15 +10,16 @@ import torch
 from workbench.optimizer import Problem
 
 SCALARIZATIONS = ("sum", "chebyshev")
+AUGMENTATION = 0.05  # augmented Chebyshev: a small weighted sum keeps zero weights and ties informative
 
 
 class Reward:
     """Reward ``r(x) [n]`` (higher is better) from the problem's objectives and constraints.
 
     - ``"sum"``: ``sum_i w_i y_i`` with ``y`` the objectives turned to maximization;
-    - ``"chebyshev"``: ``min_i w_i (y_i - z_i)`` with ``z`` the reference point (the
-      problem's ``ref_point`` where set, else 0), so each weight vector picks one point
-      of a (possibly non-convex) Pareto front.
+    - ``"chebyshev"``: augmented, ``min_i w_i (y_i - z_i) + 0.05 sum_i w_i (y_i - z_i)`` with
+      ``z`` the reference point (the problem's ``ref_point`` where set, else 0), so each
+      weight vector picks one point of a (possibly non-convex) Pareto front.
     Constraint violations subtract ``penalty * sum(max(g, 0))``; failed designs get
     ``failed_reward``. Counts reward calls and the sequences they scored.
     """
@@ -42,13 +44,15 @@ class Reward:
         self.reference = -ref.to(problem.device, torch.float64)  # in maximization terms
         self.calls = 0
         self.sequences = 0
+        self.seconds = 0.0  # wall time inside reward calls (CUDA synchronized)
 
     def _scalarize(self, f_min: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         y = -f_min
         if self.scalarization == "sum":
             r = (y * self.weights).sum(dim=1)
         else:
-            r = (self.weights * (y - self.reference)).min(dim=1).values
+            gain = self.weights * (y - self.reference)
+            r = gain.min(dim=1).values + AUGMENTATION * gain.sum(dim=1)
         if g.shape[1]:
             r = r - self.penalty * g.clamp_min(0).sum(dim=1)
         return r
@@ -57,11 +61,14 @@ class Reward:
         """Designs ``[n, L]`` -> rewards ``[n]`` float64 on the problem's device (one evaluation call)."""
         if self.problem.evaluate is None:
             raise ValueError("this problem cannot score designs outside the study (Problem.evaluate is None)")
+        started = _synced_clock(x.device)
         self.calls += 1
         self.sequences += int(x.shape[0])
         f, g, ok = self.problem.minimized(self.problem.evaluate(x))
         r = self._scalarize(torch.where(ok.unsqueeze(1), f, 0.0), torch.where(ok.unsqueeze(1), g, 0.0))
-        return torch.where(ok, r, torch.full_like(r, self.failed_reward))
+        r = torch.where(ok, r, torch.full_like(r, self.failed_reward))
+        self.seconds += _synced_clock(x.device) - started
+        return r
 
     def soft(self, probs: torch.Tensor) -> torch.Tensor:
         """Relaxed sequences ``[n, L, V]`` -> differentiable rewards ``[n]``."""
@@ -69,3 +76,10 @@ class Reward:
         self.sequences += int(probs.shape[0])
         f, g = self.problem.minimized_soft(probs)
         return self._scalarize(f, g)
+
+
+def _synced_clock(device: torch.device) -> float:
+    """Wall clock after the device's queued work is done (so CUDA timings are real)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()

@@ -145,6 +145,9 @@ class MaskedDiffusion(nn.Module):
         t = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(x.shape[0])
         self.calls += 1
         self.rows += int(x.shape[0])
+        if x.device.type == "cuda":  # bf16 matmuls: several times faster, ample for sampling and ELBOs
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.denoiser(x, t).float()
         return self.denoiser(x, t).float()
 
     def x0_probs(self, xt: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -177,7 +180,8 @@ class MaskedDiffusion(nn.Module):
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Gumbel-softmax reverse step on relaxed one-hots ``xt [B, L, V + 1]``, differentiable.
 
-        Returns (x_s ``[B, L, V + 1]``, p(x0 | x_t) ``[B, L, V]``). Unmasked mass is copied.
+        Returns (x_s ``[B, L, V + 1]``, p(x0 | x_t) ``[B, L, V]``). The token mass of x_t is
+        copied; its mask mass moves by the relaxed draw, so nothing stays masked at s = 0.
         """
         p0 = self.x0_probs(xt, t)
         mt = self.schedule.move_chance(torch.tensor(t))
@@ -187,7 +191,8 @@ class MaskedDiffusion(nn.Module):
         gumbel = -torch.log(-torch.log(u))
         drawn = torch.softmax((torch.log(q.clamp_min(1e-20)) + gumbel) / temperature, dim=-1)
         masked = xt[..., self.vocab_size:]
-        return (1.0 - masked) * xt + masked * drawn, p0
+        kept = torch.cat([xt[..., : self.vocab_size], torch.zeros_like(masked)], dim=-1)
+        return kept + masked * drawn, p0
 
     # --------------------------------------------------------------- sampling
     @torch.no_grad()
