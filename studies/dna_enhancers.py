@@ -33,10 +33,10 @@ from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: 
 SCALES = {
     # the paper-sized run (GPU): 128 reverse steps, 20 SVDD candidates, best-of-21 (equal denoiser calls)
     "gpu": {"prior": "full", "n": 640, "steps": 128, "candidates": 20, "rollouts": 4096, "drakes_iterations": 100,
-            "drakes_batch": 32, "truncate": 50, "front_n": 128, "value_epochs": 20},
+            "drakes_batch": 32, "truncate": 50, "front_n": 128, "value_epochs": 20, "kl_weight": 1e-3},
     # a CPU setting that still exercises every method end to end
     "cpu": {"prior": "tiny", "n": 32, "steps": 24, "candidates": 6, "rollouts": 128, "drakes_iterations": 20,
-            "drakes_batch": 16, "truncate": 8, "front_n": 16, "value_epochs": 3},
+            "drakes_batch": 16, "truncate": 8, "front_n": 16, "value_epochs": 3, "kl_weight": 3e-2},
 }
 
 parser = argparse.ArgumentParser()
@@ -59,7 +59,7 @@ METHODS = {
     "svdd_pm": SVDD(n_candidates=m, value="pm", steps=steps, batch_size=n),
     "svdd_mc": SVDD(n_candidates=m, value="mc", rollouts=cfg["rollouts"], value_epochs=cfg["value_epochs"], steps=steps,
                     batch_size=n),
-    "drakes": DRAKES(kl_weight=1e-3, **drakes),
+    "drakes": DRAKES(kl_weight=cfg["kl_weight"], **drakes),
     "drakes_no_kl": DRAKES(kl_weight=0.0, **drakes),
 }
 chosen = args.methods.split(",")
