@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from workbench.checkpoints import Checkpointed, read_checkpoint
+
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-FORMAT = "bicycles-surrogate/1"
 MODELS = ("structure", "validity", "drag")
 
 
@@ -69,7 +69,7 @@ class EnsembleMLP(nn.Module):
         return h
 
 
-class Surrogate(nn.Module):
+class Surrogate(Checkpointed):
     """Input encoding + :class:`EnsembleMLP` + output transform, built from a JSON-like ``config``.
 
     config keys: ``name``, ``task`` ("regression" | "classification"), ``columns`` (input names),
@@ -78,6 +78,9 @@ class Surrogate(nn.Module):
     ``sections`` ([outer diameter column, thickness column] pairs), ``hidden``, ``members``, ``clamp``
     and any ``metrics`` recorded by training.
     """
+
+    checkpoint_format = "bicycles-surrogate/1"
+    checkpoint_kind = "bicycle surrogate"
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -176,29 +179,6 @@ class Surrogate(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.predict(x)
 
-    # --------------------------------------------------------------- checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
-        return {"format": FORMAT, "config": self.config, "state": state}
-
-    def save(self, path: str | Path) -> None:
-        torch.save(self.checkpoint(), Path(path))
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict[str, Any]) -> Surrogate:
-        if ckpt.get("format") != FORMAT:
-            raise ValueError(f"not a bicycle surrogate checkpoint (format {ckpt.get('format')!r}, expected {FORMAT!r})")
-        model = cls(ckpt["config"])
-        model.load_state_dict(ckpt["state"])
-        model.eval()
-        model.requires_grad_(False)  # frozen; gradients with respect to the inputs still flow
-        return model
-
-
-@lru_cache(maxsize=None)
-def _read_checkpoint(path: str) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
 
 def checkpoint_path(name: str) -> Path:
     if name not in MODELS:
@@ -215,7 +195,7 @@ def load_surrogate(name: str, device: str | torch.device | None = None, path: st
     path = Path(path) if path is not None else checkpoint_path(name)
     if not path.exists():
         raise FileNotFoundError(f"surrogate checkpoint {path} is missing; train with `python -m domains.bicycles.train`")
-    model = Surrogate.from_checkpoint(_read_checkpoint(str(path)))
+    model = Surrogate.from_checkpoint(read_checkpoint(str(path)))
     return model.to(device) if device is not None else model
 
 

@@ -13,17 +13,17 @@ optimizer sees, "b" the held-out oracle its designs are judged by. A checkpoint 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from workbench.checkpoints import Checkpointed, read_checkpoint
+
 from .data import ALPHABET, CELL_TYPES
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-FORMAT = "dna-oracle/1"
 #: oracle role -> the chromosome half it was trained on
 ROLES = {"reward": "a", "heldout": "b"}
 
@@ -33,7 +33,7 @@ def reverse_complement(x: torch.Tensor) -> torch.Tensor:
     return x.flip(1, 2)
 
 
-class Oracle(nn.Module):
+class Oracle(Checkpointed):
     """Three convolution blocks, global max and mean pooling, one linear layer to ``len(CELL_TYPES)`` logits.
 
     Blocks 1 and 2 are conv, max-pool, batch norm, ReLU, dropout (pooling before the element-wise layers
@@ -42,6 +42,9 @@ class Oracle(nn.Module):
     config: ``channels`` (3 ints), ``kernels`` (3 ints), ``pools`` (2 ints), ``dropout``; training adds
     ``half``, ``seed``, ``metrics``.
     """
+
+    checkpoint_format = "dna-oracle/1"
+    checkpoint_kind = "DNA oracle"
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -80,29 +83,6 @@ class Oracle(nn.Module):
         both = self.strand_logits(torch.cat([x, reverse_complement(x)], dim=0))  # [2n, 4]
         return both.view(2, n, -1).mean(dim=0)
 
-    # --------------------------------------------------------------- checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
-        return {"format": FORMAT, "config": self.config, "state": state}
-
-    def save(self, path: str | Path) -> None:
-        torch.save(self.checkpoint(), Path(path))
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict[str, Any]) -> Oracle:
-        if ckpt.get("format") != FORMAT:
-            raise ValueError(f"not a DNA oracle checkpoint (format {ckpt.get('format')!r}, expected {FORMAT!r})")
-        model = cls(ckpt["config"])
-        model.load_state_dict(ckpt["state"])
-        model.eval()
-        model.requires_grad_(False)  # frozen; gradients with respect to the inputs still flow
-        return model
-
-
-@lru_cache(maxsize=None)
-def _read_checkpoint(path: str) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
 
 def checkpoint_path(which: str) -> Path:
     """Path of oracle ``which``: a half ("a", "b") or a role ("reward" = a, "heldout" = b)."""
@@ -118,5 +98,5 @@ def load_oracle(which: str = "reward", device: str | torch.device | None = None)
     if not path.exists():
         raise FileNotFoundError(f"oracle checkpoint {path} is missing; train it with "
                                 f"`python -m domains.dna.train_oracle --half {ROLES.get(which, which)}`")
-    model = Oracle.from_checkpoint(_read_checkpoint(str(path)))
+    model = Oracle.from_checkpoint(read_checkpoint(str(path)))
     return model.to(device) if device is not None else model

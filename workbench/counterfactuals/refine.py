@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from ..domain import Evaluation
 from ..evaluation import Evaluator
 from ..objectives import violations
 from .problem import CounterfactualDomain
@@ -42,23 +43,12 @@ def sparsify(cf: CounterfactualDomain, x: torch.Tensor, device: torch.device) ->
         rows, feats = pairs[:, 0], pairs[:, 1]
         candidates = x[rows].clone()
         candidates[torch.arange(len(rows)), feats] = q[feats]
-        evaluation = evaluator(candidates)
         spent += len(rows)
-        met = evaluation.ok & (violations(cf.constraints, evaluation.constraints) <= 0).all(dim=1)
         gain = (x[rows, feats] - q[feats]).abs() / metric.ranges[feats]
         gain = torch.where(metric.categorical[feats], torch.ones_like(gain), gain)
-        score = torch.where(met, gain, torch.full_like(gain, -1.0))
-        best = torch.full((x.shape[0],), -1.0, dtype=torch.float64).scatter_reduce(0, rows, score, "amax")
-        improved = best >= 0
+        improved = _take_best_moves(cf, x, rows, candidates, gain, evaluator(candidates), min_gain=0.0)
         if not bool(improved.any()):
             break
-        # the first candidate of each row that reaches its best score
-        is_best = (score == best[rows]) & improved[rows]
-        order = torch.nonzero(is_best).flatten()
-        first = torch.full((x.shape[0],), -1, dtype=torch.long).scatter_reduce(
-            0, rows[order], order, "amin", include_self=False)
-        for r in torch.nonzero(improved).flatten().tolist():
-            x[r] = candidates[int(first[r])]
         active &= improved
     return x, spent
 
@@ -90,20 +80,28 @@ def pull_towards_query(cf: CounterfactualDomain, x: torch.Tensor, device: torch.
         candidates = x[rows].clone()
         moved = x[rows, feats] + step * (q[feats] - x[rows, feats])
         candidates[torch.arange(len(rows)), feats] = moved
-        evaluation = evaluator(candidates)
         spent += len(rows)
-        met = evaluation.ok & (violations(cf.constraints, evaluation.constraints) <= 0).all(dim=1)
         gain = (x[rows, feats] - moved).abs() / metric.ranges[feats]
-        score = torch.where(met, gain, torch.full_like(gain, -1.0))
-        best = torch.full((x.shape[0],), -1.0, dtype=torch.float64).scatter_reduce(0, rows, score, "amax")
-        improved = best >= min_gain
+        improved = _take_best_moves(cf, x, rows, candidates, gain, evaluator(candidates), min_gain)
         if not bool(improved.any()):
             break
-        is_best = (score == best[rows]) & improved[rows]
-        order = torch.nonzero(is_best).flatten()
-        first = torch.full((x.shape[0],), -1, dtype=torch.long).scatter_reduce(
-            0, rows[order], order, "amin", include_self=False)
-        for r in torch.nonzero(improved).flatten().tolist():
-            x[r] = candidates[int(first[r])]
         active &= improved
     return x, spent
+
+
+def _take_best_moves(cf: CounterfactualDomain, x: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor,
+                     gain: torch.Tensor, evaluation: Evaluation, min_gain: float) -> torch.Tensor:
+    """Replace each design ``x[r]`` by its candidate of largest ``gain`` among those that keep every target
+    met, where that gain is at least ``min_gain`` (ties: the first). ``rows [p]`` names each candidate's
+    design. Returns which designs ``[s]`` moved."""
+    met = evaluation.ok & (violations(cf.constraints, evaluation.constraints) <= 0).all(dim=1)
+    score = torch.where(met, gain, torch.full_like(gain, -1.0))
+    best = torch.full((x.shape[0],), -1.0, dtype=torch.float64).scatter_reduce(0, rows, score, "amax")
+    improved = best >= min_gain
+    is_best = (score == best[rows]) & improved[rows]
+    order = torch.nonzero(is_best).flatten()
+    first = torch.full((x.shape[0],), -1, dtype=torch.long).scatter_reduce(0, rows[order], order, "amin",
+                                                                           include_self=False)
+    for r in torch.nonzero(improved).flatten().tolist():
+        x[r] = candidates[int(first[r])]
+    return improved
