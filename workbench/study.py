@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .device import resolve_device
-from .domain import Domain, Evaluation, split_outputs
+from .domain import Domain, split_outputs
 from .evaluation import Evaluator
 from .optimizer import Optimizer, Problem
 from .results import StudyResults
@@ -55,6 +55,7 @@ class Study:
         self.campaign = campaign
         self.settings = dict(settings or {})
         self.evaluator = Evaluator(domain, device=self.device, chunk_size=chunk_size)
+        # scores designs for an optimizer's own use (a sampler's intermediate rewards); not stored, not cached
         self._scorer = Evaluator(domain, device=self.device, chunk_size=chunk_size, cache_size=0)
         self._record = None
         self._ready = False
@@ -84,7 +85,7 @@ class Study:
         self.problem = Problem(space=self.domain.space, objectives=self.domain.objectives,
                                constraints=self.domain.constraints, device=self.device, seed=self.seed, ref_point=ref,
                                hints=self.domain.optimizer_hints(), load_prior=self.domain.prior,
-                               evaluate=self._score, evaluate_soft=self._score_soft if self._has_soft() else None)
+                               evaluate=self._scorer, evaluate_soft=self._score_soft if self._has_soft() else None)
         self.optimizer.setup(self.problem)
         snapshot = self.storage.load_snapshot(record.id)
         self._batch = 0
@@ -96,10 +97,6 @@ class Study:
             self._batch, self._done, self._counters = last_batch + 1, n_evals, counters
         self._record = record
         self._ready = True
-
-    def _score(self, x: torch.Tensor) -> Evaluation:
-        """Score designs for an optimizer's own use (e.g. a sampler's intermediate rewards); not stored."""
-        return self._scorer(x)
 
     def _has_soft(self) -> bool:
         return getattr(type(self.domain), "evaluate_soft", None) is not Domain.evaluate_soft

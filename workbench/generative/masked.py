@@ -165,16 +165,18 @@ class MaskedDiffusion(nn.Module):
 
     def step(self, xt: torch.Tensor, t: torch.Tensor | float, s: torch.Tensor | float) -> ReverseStep:
         """The reverse step from time t to s < t for tokens ``xt [B, L]`` (one denoiser call)."""
-        p0 = self.x0_probs(xt, t)
-        return ReverseStep(self._step_probs(p0, xt, t, s), p0, xt, self.mask_index)
+        x = self.one_hot(xt)
+        p0 = self.x0_probs(x, t)
+        return ReverseStep(self._step_probs(p0, x, xt, t, s), p0, xt, self.mask_index)
 
-    def _step_probs(self, p0: torch.Tensor, xt: torch.Tensor, t: Any, s: Any) -> torch.Tensor:
+    def _step_probs(self, p0: torch.Tensor, x: torch.Tensor, xt: torch.Tensor, t: Any, s: Any) -> torch.Tensor:
+        """Step probabilities ``[B, L, V + 1]`` from p0 ``[B, L, V]``, one-hot ``x`` and tokens ``xt``."""
         mt = self.schedule.move_chance(torch.as_tensor(t, dtype=torch.float32, device=p0.device))
         ms = self.schedule.move_chance(torch.as_tensor(s, dtype=torch.float32, device=p0.device))
         unmask = ((mt - ms) / mt).reshape(-1, 1, 1) if mt.dim() else (mt - ms) / mt
         stay = (ms / mt).reshape(-1, 1, 1) if mt.dim() else ms / mt
         masked = torch.cat([p0 * unmask, torch.ones_like(p0[..., :1]) * stay], dim=-1)
-        return torch.where((xt == self.mask_index).unsqueeze(-1), masked, self.one_hot(xt))
+        return torch.where((xt == self.mask_index).unsqueeze(-1), masked, x)
 
     def relaxed_step(self, xt: torch.Tensor, t: float, s: float, temperature: float = 1.0,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
