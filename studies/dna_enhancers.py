@@ -3,15 +3,17 @@
     workbench run studies/dna_enhancers.py --scale gpu        # 640 sequences x 3 seeds per method (GPU)
     workbench run studies/dna_enhancers.py --scale cpu        # small setting: tiny prior, 32 sequences
     workbench run studies/dna_enhancers.py --front            # also: HepG2 vs K562 front over weight vectors
+    workbench run studies/dna_enhancers.py --kl-sweep 1e-2,1e-1   # also: DRAKES at other KL weights
+    workbench run --workers 4 studies/dna_enhancers.py        # 4 studies at once (they share one GPU)
 
-Pretrained sampling, best-of-N, SMC, SVDD-PM, SVDD-MC, DRAKES and DRAKES without KL maximize the
+Pretrained sampling, best-of-N, SMC (alpha 0.1 and 1), SVDD-PM, SVDD-MC, DRAKES and DRAKES without KL maximize the
 HepG2 logit of the *reward* oracle (a CNN trained on one half of the chromosomes). Every number in
 the table comes from the *held-out* oracle (trained on the other half) and the pretrained prior, in
 the DRAKES paper's format: Pred-Activity (median held-out HepG2 logit), ATAC-Acc analogue (% called
 HepG2-accessible by the held-out oracle), 3-mer Corr and JASPAR Corr with the top real HepG2
 sequences, App-Log-Lik (median ELBO under the pretrained prior), diversity, denoiser and reward
-calls (sequences scored), and wall time. Writes runs/dna_enhancers/{table.csv, table.md,
-reward_vs_naturalness.png, front.png}.
+calls (sequences scored), and wall time. Writes runs/dna_enhancers/<scale>/{table.csv, table.md,
+studies.csv, reward_vs_naturalness.png, front.png}.
 """
 
 import argparse
@@ -33,7 +35,7 @@ from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: 
 SCALES = {
     # the paper-sized run (GPU): 128 reverse steps, 20 SVDD candidates, best-of-21 (equal denoiser calls)
     "gpu": {"prior": "full", "n": 640, "steps": 128, "candidates": 20, "rollouts": 4096, "drakes_iterations": 100,
-            "drakes_batch": 32, "truncate": 50, "front_n": 128, "value_epochs": 20, "kl_weight": 1e-3},
+            "drakes_batch": 32, "truncate": 50, "front_n": 128, "value_epochs": 20, "kl_weight": 3e-2},
     # a CPU setting that still exercises every method end to end
     "cpu": {"prior": "tiny", "n": 32, "steps": 24, "candidates": 6, "rollouts": 128, "drakes_iterations": 20,
             "drakes_batch": 16, "truncate": 8, "front_n": 16, "value_epochs": 3, "kl_weight": 3e-2},
@@ -42,7 +44,9 @@ SCALES = {
 parser = argparse.ArgumentParser()
 parser.add_argument("--scale", choices=sorted(SCALES), default="gpu" if torch.cuda.is_available() else "cpu")
 parser.add_argument("--seeds", type=int, default=3)
-parser.add_argument("--methods", default="pretrained,best_of_n,smc,svdd_pm,svdd_mc,drakes,drakes_no_kl")
+parser.add_argument("--methods", default="pretrained,best_of_n,smc,smc_alpha1,svdd_pm,svdd_mc,drakes,drakes_no_kl")
+parser.add_argument("--kl-sweep", default="", help="extra DRAKES studies at these KL weights, e.g. 1e-3,3e-2")
+parser.add_argument("--sweep-seeds", type=int, default=1, help="seeds per KL weight of --kl-sweep")
 parser.add_argument("--front", action="store_true", help="also trace the HepG2 vs K562 front with SVDD-PM")
 parser.add_argument("--out", default="runs/dna_enhancers")
 parser.add_argument("--score-only", action="store_true", help="score the finished studies without running more")
@@ -56,6 +60,7 @@ METHODS = {
     "pretrained": Pretrained(steps=steps, batch_size=n),
     "best_of_n": BestOfN(n_samples=m + 1, steps=steps, batch_size=n),
     "smc": SMC(alpha=0.1, steps=steps, batch_size=n),
+    "smc_alpha1": SMC(alpha=1.0, steps=steps, batch_size=n),
     "svdd_pm": SVDD(n_candidates=m, value="pm", steps=steps, batch_size=n),
     "svdd_mc": SVDD(n_candidates=m, value="mc", rollouts=cfg["rollouts"], value_epochs=cfg["value_epochs"], steps=steps,
                     batch_size=n),
@@ -71,6 +76,9 @@ out = Path(args.out) / args.scale
 campaign = wb.Campaign(f"dna-enhancers-{args.scale}", storage=f"sqlite:///{out}/dna.db")
 campaign.grid(DNAEnhancer(objectives=("hepg2",), oracle="reward", prior=cfg["prior"]),
               {k: METHODS[k] for k in chosen}, seeds=range(args.seeds), budget=n)
+for kl in (float(w) for w in args.kl_sweep.split(",") if w):
+    campaign.grid(DNAEnhancer(objectives=("hepg2",), oracle="reward", prior=cfg["prior"]),
+                  {f"drakes_kl{kl:g}": DRAKES(kl_weight=kl, **drakes)}, seeds=range(args.sweep_seeds), budget=n)
 WEIGHTS = [(1.0, 0.0), (0.8, 0.2), (0.6, 0.4), (0.5, 0.5), (0.4, 0.6), (0.2, 0.8), (0.0, 1.0)]
 front = wb.Campaign(f"dna-front-{args.scale}", storage=f"sqlite:///{out}/dna.db")
 for w in WEIGHTS:

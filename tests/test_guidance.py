@@ -6,12 +6,17 @@ number of planted motifs well above the prior's, at the costs it reports.
 
 from __future__ import annotations
 
+import runpy
+import sqlite3
+from pathlib import Path
+
 import pytest
 import torch
 
 import workbench as wb
 from domains.benchmarks import ZDT1, PlantedMotif
 from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained
+from workbench.serialization import unpack
 
 STEPS, N, M = 16, 64, 8
 
@@ -103,6 +108,14 @@ def test_drakes_fine_tunes_toward_the_reward_and_the_kl_keeps_it_near_the_prior(
     c = free_study.counters()
     assert c["reward_sequences"] == 25 * 16 and c["reward_calls"] == 25
     assert c["denoiser_sequences"] >= 25 * 16 * STEPS + N * STEPS
+    # scripts/slim_db.py drops the fine-tuned weights from the snapshots and keeps every design and counter
+    slim = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "slim_db.py"))["slim"]
+    assert slim(tmp_path / "g.db", tmp_path / "slim.db", ("tuned",)) == 2
+    slimmed = wb.Study.load(f"sqlite:///{tmp_path}/slim.db", "free")
+    assert slimmed.frame()["sequence"].equals(free_study.results()["sequence"])
+    assert slimmed.counters() == c
+    with sqlite3.connect(tmp_path / "slim.db") as db:
+        assert all("tuned" not in unpack(blob) for (blob,) in db.execute("SELECT state FROM snapshots"))
 
 
 def test_weight_vectors_trade_objectives(tmp_path):

@@ -73,6 +73,30 @@ def test_same_seed_same_results_and_resume_is_identical(tmp_path, mixed_domain):
     assert not np.allclose(other.run(160, progress=False).results()["a"], straight["a"])
 
 
+def test_a_study_saved_on_another_device_type_opens_and_resumes_deterministically(tmp_path, zdt1_domain):
+    """A CUDA generator's 16-byte state in the snapshot (as a GPU run stores it) must not lock the study on a CPU."""
+    import sqlite3
+
+    from workbench.serialization import pack, unpack
+
+    for name in ("a.db", "b.db"):
+        wb.Study(zdt1_domain, NSGA2(pop_size=10), storage=_db(tmp_path, name), name="s", device="cpu").run(
+            20, progress=False)
+        with sqlite3.connect(tmp_path / name) as db:
+            (blob,), = db.execute("SELECT state FROM snapshots").fetchall()
+            state = unpack(blob)
+            state["generator"] = torch.arange(16, dtype=torch.uint8)  # what torch.cuda's Philox state looks like
+            db.execute("UPDATE snapshots SET state = ?", (pack(state),))
+    frames = []
+    for name in ("a.db", "b.db"):
+        study = wb.Study(zdt1_domain, NSGA2(pop_size=10), storage=_db(tmp_path, name), name="s", device="cpu")
+        with pytest.warns(UserWarning, match="another device type"):
+            assert study.n_evaluations == 20
+        frames.append(study.run(40, progress=False).results())
+    assert len(frames[0]) == 40
+    assert np.array_equal(frames[0]["x1"].to_numpy(), frames[1]["x1"].to_numpy())
+
+
 def test_resume_rejects_a_different_optimizer(tmp_path, zdt1_domain):
     wb.Study(zdt1_domain, NSGA2(pop_size=10), storage=_db(tmp_path), name="s", device="cpu").run(10, progress=False)
     with pytest.raises(wb.StorageError, match="already exists .* with a different optimizer.params"):

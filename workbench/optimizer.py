@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,7 +105,16 @@ class Optimizer(ABC):
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].to(torch.uint8).cpu())
+        saved = state["generator"].to(torch.uint8).cpu()
+        if saved.numel() == self.generator.get_state().numel():
+            self.generator.set_state(saved)
+            return
+        # saved on another device type (a CUDA generator's state is 16 bytes, a CPU one's 5056): that random
+        # stream cannot go on here, so a study run on a GPU still opens on a CPU, with a new seeded stream
+        warnings.warn(f"{self.name}: the stored random state is from another device type than {self.device}; "
+                      "results stay readable, but continuing this study draws a different random stream",
+                      stacklevel=2)
+        self.generator.manual_seed(int.from_bytes(hashlib.sha256(saved.numpy().tobytes()).digest()[:8], "little"))
 
     def counters(self) -> dict[str, int]:
         """Extra call counters stored with the study (e.g. denoiser calls of a sampler)."""

@@ -49,6 +49,10 @@ class StudyResults:
     def __len__(self) -> int:
         return len(self.raw["idx"])
 
+    def counters(self) -> dict[str, Any]:
+        """Stored call counters and time split (optimizer vs evaluation seconds), as ``Study.counters``."""
+        return self.storage.load_counters(self.record.id)
+
     # ----------------------------------------------------------------- arrays
     def designs(self) -> torch.Tensor:
         """Encoded designs ``[n, *space.shape]`` in evaluation order."""

@@ -254,6 +254,11 @@ class SQLiteStorage:
             return None
         return int(row[0]), int(row[1]), bytes(row[2]), json.loads(row[3])
 
+    def load_counters(self, study_id: int) -> dict[str, Any]:
+        """The counters of the last stored batch (empty before the first), without reading the state blob."""
+        row = self.conn.execute("SELECT counters FROM snapshots WHERE study_id=?", (study_id,)).fetchone()
+        return {} if row is None else json.loads(row[0])
+
     def count(self, study_id: int) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM evaluations WHERE study_id=?", (study_id,)).fetchone()[0])
 
