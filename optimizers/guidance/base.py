@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,21 +59,24 @@ class PriorSampler(Optimizer):
             p.requires_grad_(False)
         self.reward = Reward(problem, self.weights, self.scalarization)
         self.counts: dict[str, float] = dict.fromkeys(COUNTERS, 0)
-        self.prior._counted = (self.prior.calls, self.prior.rows)
+        # the call counts already folded into ``counts``, per model and for the reward: the prior is shared by
+        # every study of its domain, so only the calls made since this sampler started count
+        self._seen: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
+        self._seen[self.prior] = (self.prior.calls, self.prior.rows)
 
     def _sync_counts(self, *models: Any) -> None:
         """Fold the denoiser calls of ``models`` (default: the prior) and the reward's calls into ``counts``."""
         models = models or (self.prior,)
         for model in models:
-            seen = getattr(model, "_counted", (0, 0))
-            self.counts["denoiser_calls"] += model.calls - seen[0]
-            self.counts["denoiser_sequences"] += model.rows - seen[1]
-            model._counted = (model.calls, model.rows)
-        reward_seen = getattr(self.reward, "_counted", (0, 0, 0.0))
-        self.counts["reward_calls"] += self.reward.calls - reward_seen[0]
-        self.counts["reward_sequences"] += self.reward.sequences - reward_seen[1]
-        self.counts["reward_seconds"] += self.reward.seconds - reward_seen[2]
-        self.reward._counted = (self.reward.calls, self.reward.sequences, self.reward.seconds)
+            calls, rows = self._seen.get(model, (0, 0))
+            self.counts["denoiser_calls"] += model.calls - calls
+            self.counts["denoiser_sequences"] += model.rows - rows
+            self._seen[model] = (model.calls, model.rows)
+        calls, sequences, seconds = self._seen.get(self.reward, (0, 0, 0.0))
+        self.counts["reward_calls"] += self.reward.calls - calls
+        self.counts["reward_sequences"] += self.reward.sequences - sequences
+        self.counts["reward_seconds"] += self.reward.seconds - seconds
+        self._seen[self.reward] = (self.reward.calls, self.reward.sequences, self.reward.seconds)
 
     def counters(self) -> dict[str, float]:
         return dict(self.counts)

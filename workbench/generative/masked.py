@@ -95,7 +95,6 @@ class MaskedDiffusion(nn.Module):
         """An independent copy (same weights), e.g. the model DRAKES fine-tunes."""
         twin = copy.deepcopy(self)
         twin.calls, twin.rows = 0, 0
-        twin.__dict__.pop("_counted", None)  # a sampler's bookkeeping of the original's calls
         return twin
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
