@@ -1,7 +1,7 @@
 """Multi-objective counterfactuals: workbench against the authors' decode-mcd 1.0.0rc1, side by side.
 
     bash benchmarks/setup_decode_mcd.sh            # once: decode-mcd in .venv-decode (pandas < 3)
-    python benchmarks/mcd_vs_decode.py [--seeds 1] [--large] [--json runs.json]
+    python benchmarks/mcd_vs_decode.py [--seeds 1] [--large] [--json runs.json] [--decode-from runs.json]
 
 Each run is a separate process (so peak memory is its own), with population 100 and 10
 counterfactuals. Quality is computed by the same code for both (benchmarks/mcd/problems.py):
@@ -9,6 +9,8 @@ valid on re-evaluation, mean Gower distance to the query, fraction of features c
 Gower distance to the 3 nearest data points (manifold), mean pairwise Gower (diversity).
 ``--large`` adds the runs decode-mcd cannot do: 200 generations, and 1,000,000 data rows.
 With two seeds or more, a second table compares the tools seed by seed (benchmarks/mcd/paired.py).
+``--decode-from runs.json`` reuses the decode-mcd rows of an earlier ``--json`` file (same
+problems and seeds) instead of rerunning decode-mcd, so only the workbench side runs.
 """
 
 from __future__ import annotations
@@ -50,11 +52,17 @@ def main() -> None:
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="also write every run's row (with its designs) to this file")
+    parser.add_argument("--decode-from", default=None,
+                        help="reuse the decode-mcd rows of an earlier --json file instead of running decode-mcd")
     args = parser.parse_args()
+    stored = {}
+    if args.decode_from:
+        stored = {(r["problem"], r["seed"]): r for r in json.loads(Path(args.decode_from).read_text())
+                  if r["tool"] == "decode-mcd"}
     configs = [("synthetic10", 100, None), ("toy2d", 100, None)]
     if args.large:
         configs += [("synthetic10", 200, None), ("synthetic10", 100, 1_000_000)]
-    have_decode = (ROOT / ".venv-decode" / "bin" / "python").exists()
+    have_decode = (ROOT / ".venv-decode" / "bin" / "python").exists() or bool(stored)
     rows = []
     for problem, gens, n_rows in configs:
         spec = PROBLEMS[problem](**({"rows": n_rows} if n_rows else {}))
@@ -63,8 +71,13 @@ def main() -> None:
             sides.append("decode-mcd")
         for side in sides:
             for seed in range(1, args.seeds + 1):
-                out = run(side, problem, gens, seed, n_rows, args.device)
                 label = f"{problem} ({len(spec.x):,} rows, {gens} gens)"
+                if side == "decode-mcd" and stored:
+                    if (label, seed) in stored:
+                        rows.append(stored[(label, seed)])
+                        print({k: v for k, v in rows[-1].items() if k != "designs"}, flush=True)
+                    continue
+                out = run(side, problem, gens, seed, n_rows, args.device)
                 if "error" in out:
                     rows.append({"problem": label, "tool": side, "seed": seed, "wall s": float("nan"),
                                  "peak MB": float("nan"), "valid": out["error"][:60]})

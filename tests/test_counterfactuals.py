@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -401,3 +400,37 @@ def test_pull_towards_query_keeps_targets_and_shortens_changes(synthetic):
     before, after = cf.quality(x)["gower"], cf.quality(pulled)["gower"]
     assert bool((after <= before + 1e-12).all()) and bool((after < before).any())
     assert torch.equal(pulled[:, space.discrete_mask], x[:, space.discrete_mask])  # discrete features untouched
+
+
+def test_selection_prefers_the_sparser_of_two_equally_close_trade_offs():
+    """A design changing one feature beats one changing two that is closer by as much of the pool's
+    range in Gower distance as it is worse in changed features (equal weights would tie them)."""
+    from workbench.counterfactuals import api
+    from workbench.counterfactuals.select import normalized_cost
+
+    space = wb.MixedSpace([wb.Real("a", -1, 1), wb.Real("b", -1, 1)])
+    metric = GowerMetric(space)
+    x = torch.tensor([[0.2, 0.24], [0.85, 0.0]], dtype=torch.float64)  # two changes, closer; one change, farther
+    criteria = torch.tensor([[0.11, 2.0, 0.001], [0.21, 1.0, 0.001]], dtype=torch.float64)
+    assert normalized_cost(criteria)[0] == normalized_cost(criteria)[1]  # unweighted: a tie
+    cost = normalized_cost(criteria, weights=api._weights(3))
+    assert float(cost[1]) < float(cost[0])
+    assert select_diverse(x, cost, 1, metric, scale=0.2, diversity=0.6).tolist() == [1]
+
+
+def test_sparsify_moves_a_stuck_residual_change_onto_the_other_features(toy):
+    """A change within tolerance that cannot go back alone goes back when its Gower distance is added to
+    the design's other changes: one feature fewer, the same distance, still valid."""
+    from workbench.counterfactuals import api, refine
+
+    space = toy.space
+    parsed = api.parse_targets({"valid": {1}}, ["valid"], [])
+    cf = api.CounterfactualDomain(toy, api.encode_query(space, TOY_QUERY), parsed, space.from_frame(toy.dataset()))
+    x = torch.tensor([[0.8156, 0.00997], [0.9, 0.0]], dtype=torch.float64)
+    assert not bool(toy_valid(torch.tensor([[0.8156, 0.0]]))["valid"][0])  # the residual cannot go back alone
+    out, spent = refine.sparsify(cf, x, torch.device("cpu"))
+    assert spent > 0
+    assert out[0, 1] == 0.0 and out[0, 0] > 0.8156
+    torch.testing.assert_close(cf.metric.to_query(out, cf.query), cf.metric.to_query(x, cf.query))
+    assert bool((toy_valid(out)["valid"] == 1).all())
+    assert out[1].tolist() == [0.9, 0.0]  # nothing to move

@@ -26,6 +26,11 @@ from .select import mean_pairwise, normalized_cost, select_diverse
 from .targets import Target, parse_targets
 
 DEFAULT_OPTIMIZER = "mcd"
+# weights of the quality criteria (gower, changed, manifold) in the selection cost (each min-max normalized over
+# the pool); a target to minimize or maximize weighs 1. Gower distance weighs half: the picks are pulled towards
+# the query afterwards anyway, and at full weight a two-feature design a little closer outranked one-feature
+# designs too often (on the MCD 2-D toy, more two-feature designs than decode-mcd: benchmarks/mcd_vs_decode.py)
+QUALITY_WEIGHTS = (0.5, 1.0, 1.0)
 
 
 def counterfactuals(domain: Domain, query: pd.Series | pd.DataFrame | Mapping[str, Any], targets: Mapping[str, Any],
@@ -185,7 +190,8 @@ def _report(cf: CounterfactualDomain, results: StudyResults, n: int, diversity: 
     metric = cf.metric
     xp = x_all[pool].to(metric.device)
     criteria = _criteria(cf, f[pool], objective_targets).to(metric.device)
-    cost = normalized_cost(criteria)
+    weights = _weights(criteria.shape[1])
+    cost = normalized_cost(criteria, weights=weights)
     scale = float(torch.median(criteria[:, 0]))
     # pick twice as many as asked, sparsify them and pull them towards the query, then pick the final n
     picks = select_diverse(xp, cost, 2 * n, metric, scale=scale, diversity=diversity, min_distance=metric.tolerance)
@@ -196,7 +202,7 @@ def _report(cf: CounterfactualDomain, results: StudyResults, n: int, diversity: 
     evaluations += spent
     refined_f = Evaluator(cf, device=device, cache_size=0)(refined).objectives
     refined_criteria = _criteria(cf, refined_f, objective_targets).to(metric.device)
-    refined_cost = normalized_cost(refined_criteria, reference=criteria)  # scaled as the pool was
+    refined_cost = normalized_cost(refined_criteria, reference=criteria, weights=weights)  # scaled as the pool was
     final = select_diverse(refined.to(metric.device), refined_cost, n, metric, scale=scale, diversity=diversity,
                            min_distance=metric.tolerance)
     chosen = refined[final.cpu()]
@@ -212,6 +218,11 @@ def _report(cf: CounterfactualDomain, results: StudyResults, n: int, diversity: 
     out.attrs.update({"message": message, "diversity": mean_pairwise(chosen, metric), "evaluations": evaluations,
                       "feasible": found})
     return out
+
+
+def _weights(columns: int) -> torch.Tensor:
+    """``[columns]`` weights of the selection criteria of :func:`_criteria`."""
+    return torch.tensor(QUALITY_WEIGHTS + (1.0,) * (columns - len(QUALITY_WEIGHTS)), dtype=torch.float64)
 
 
 def _criteria(cf: CounterfactualDomain, f: torch.Tensor, objective_targets: list[Target]) -> torch.Tensor:

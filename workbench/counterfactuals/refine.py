@@ -5,7 +5,13 @@ the targets were never selected against strongly enough. A greedy pass fixes tha
 round evaluates, in one batch, every design with one of its changed features put back to the
 query's value; each design takes the feasible revert that removes the most Gower distance. It
 stops when no design can revert anything, so a design ends with no feature that could go back
-alone. Cost: at most ``d`` rounds of ``rows x changed features`` evaluations.
+alone. A leftover change smaller than ``tolerance`` of the feature's range that cannot go back
+alone (the design sits just inside the target region) may still go back when the Gower distance
+it removes is added to the design's other changed real features, each moved further from the
+query in proportion to its change: the design then changes exactly one feature fewer at the same
+Gower distance. Each round tries that move too; a plain revert wins where both keep the targets
+met, as it removes distance. Cost: at most ``d`` rounds of at most ``2 x rows x changed features``
+evaluations.
 
 :func:`pull_towards_query` then shortens the changes that must stay: each round tries moving every
 changed real feature 1/2, 1/4 or 1/8 of the way back to the query and keeps, per design, the
@@ -43,14 +49,42 @@ def sparsify(cf: CounterfactualDomain, x: torch.Tensor, device: torch.device) ->
         rows, feats = pairs[:, 0], pairs[:, 1]
         candidates = x[rows].clone()
         candidates[torch.arange(len(rows)), feats] = q[feats]
-        spent += len(rows)
         gain = (x[rows, feats] - q[feats]).abs() / metric.ranges[feats]
         gain = torch.where(metric.categorical[feats], torch.ones_like(gain), gain)
+        shifted, shifted_rows, shifted_gain = _revert_and_shift(cf, x, q, metric, rows, feats, candidates, gain)
+        candidates = torch.cat([candidates, shifted])
+        rows, gain = torch.cat([rows, shifted_rows]), torch.cat([gain, shifted_gain])
+        spent += len(rows)
         improved = _take_best_moves(cf, x, rows, candidates, gain, evaluator(candidates), min_gain=0.0)
         if not bool(improved.any()):
             break
         active &= improved
     return x, spent
+
+
+def _revert_and_shift(cf: CounterfactualDomain, x: torch.Tensor, q: torch.Tensor, metric, rows: torch.Tensor,
+                      feats: torch.Tensor, reverted: torch.Tensor, removed: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each revert ``(rows[i], feats[i])`` (the reverted designs ``reverted``, the Gower distance in
+    range units each removes ``removed``) of a change within ``metric.tolerance``: the reverted design
+    with that distance added back to the design's other changed real features, in proportion to their
+    changes and within bounds. Returns (candidates ``[p', d]``, their rows ``[p']``, the distance each
+    removes ``[p']``: 0 up to rounding, more where a bound clipped), only for reverts whose design has
+    another changed real feature."""
+    real = ~cf.space.discrete_mask.cpu()
+    offset = reverted - q  # [p, d]
+    others = (offset != 0) & real  # the changed real features left after the revert
+    weight = (offset.abs() / metric.ranges) * others  # their changes, in range units
+    total = weight.sum(dim=1)
+    keep = (total > 0) & (removed <= metric.tolerance)
+    factor = 1.0 + removed[keep] / total[keep]
+    low, high = cf.space.bounds[0].to(x.dtype), cf.space.bounds[1].to(x.dtype)
+    shifted = reverted[keep].clone()
+    grown = q + offset[keep] * factor.unsqueeze(1)
+    shifted = torch.where(others[keep], torch.minimum(torch.maximum(grown, low), high), shifted)
+    before = metric.to_query(x[rows[keep]], q)
+    after = metric.to_query(shifted, q)
+    return shifted, rows[keep], ((before - after) * cf.space.dim).clamp(min=0.0)  # >= 0 up to rounding
 
 
 def pull_towards_query(cf: CounterfactualDomain, x: torch.Tensor, device: torch.device,

@@ -4,7 +4,8 @@ Greedy selection (maximal marginal relevance): each pick maximizes
 
     -cost + diversity * min(1, distance to the closest pick / scale)
 
-where ``cost`` is the mean of the min-max normalized quality criteria (lower is better) and the
+where ``cost`` is the weighted mean of the min-max normalized quality criteria (lower is better;
+the weights are ``api.QUALITY_WEIGHTS``, Gower distance at half the weight of sparsity) and the
 distance is Gower's. ``scale`` is the median Gower distance of the pool to the query, so a
 candidate as far from the picks as a typical counterfactual is from the query counts as fully
 new. The first pick is the best by cost alone; designs closer than ``min_distance`` to a pick are
@@ -22,15 +23,20 @@ import torch
 from .distances import GowerMetric
 
 
-def normalized_cost(criteria: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-    """``[m]`` mean over columns of ``criteria: [m, c]`` (all minimized), each scaled to [0, 1] over
-    ``reference: [r, c]`` (default: ``criteria`` itself, the pool)."""
+def normalized_cost(criteria: torch.Tensor, reference: torch.Tensor | None = None,
+                    weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``[m]`` weighted mean over columns of ``criteria: [m, c]`` (all minimized), each scaled to [0, 1]
+    over ``reference: [r, c]`` (default: ``criteria`` itself, the pool); ``weights: [c]`` default equal."""
     reference = criteria if reference is None else reference
     if criteria.shape[0] == 0 or reference.shape[0] == 0:
         return torch.zeros(criteria.shape[0], dtype=torch.float64, device=criteria.device)
     low, high = reference.min(dim=0).values, reference.max(dim=0).values
     span = torch.where(high > low, high - low, torch.ones_like(high))
-    return ((criteria - low) / span).mean(dim=1)
+    scaled = (criteria - low) / span
+    if weights is None:
+        return scaled.mean(dim=1)
+    weights = weights.to(scaled.device, scaled.dtype)
+    return (scaled * weights).sum(dim=1) / weights.sum()
 
 
 def select_diverse(x: torch.Tensor, cost: torch.Tensor, n: int, metric: GowerMetric, scale: float,
