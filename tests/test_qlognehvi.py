@@ -166,3 +166,73 @@ def test_relaxed_encoding_round_trip_rounding_and_polish():
     acqf = lambda b: -((b - target) ** 2).sum(dim=(-1, -2))  # noqa: E731
     polished = enc.polisher(acqf)(relaxed.unsqueeze(0))
     assert enc.decode(polished[0]).tolist() == [[0.3, 5.0, 2.0]]
+
+
+def _needle(d: int = 4) -> Domain:
+    """2 objectives over ``d`` reals and a categorical; feasible only in a small ball (~0.2% of the box)."""
+    space = MixedSpace([Real(f"x{i}", 0, 1) for i in range(d)] + [Categorical("m", ["a", "b"])])
+    center = torch.tensor([0.7, 0.25, 0.6, 0.4][:d], dtype=torch.float64)
+
+    def fn(x: torch.Tensor):
+        u = x[:, :d]
+        f1 = u[:, 0] + 0.1 * x[:, d]
+        f2 = 1.0 - u[:, 0] + u[:, 1]
+        return torch.stack([f1, f2], dim=1), ((u - center) ** 2).sum(dim=1).unsqueeze(1)
+
+    return Domain.from_function(space, fn, objectives=["f1", "f2"], constraints=[("dist", 0.02, "<=")])
+
+
+def test_finds_feasible_designs_when_the_initial_design_has_none():
+    """No feasible Sobol point: the optimizer must search for feasibility (probability of
+    feasibility around the least infeasible design) and then keep proposing feasible designs."""
+    dom = _needle()
+    opt = QLogNEHVI(q=3, n_init=6, **FAST)
+    xs, ev = _run(dom, opt, rounds=7)  # 2 Sobol rounds, 5 model rounds
+    prob = _problem(dom)
+    _, g, _ = prob.minimized(ev(torch.cat(xs)))
+    feasible = (g <= 0).all(dim=1)
+    assert not bool(feasible[:6].any())  # the premise: the initial design has no feasible point
+    # the model rounds found one (a random design has a ~0.2% chance; the optimizer before the
+    # feasibility search found none in 7 rounds on seeds 0, 1 and 2)
+    assert bool(feasible[6:].any())
+
+
+def test_reference_point_with_one_feasible_design_allows_trade_offs():
+    """With a single feasible design the inferred reference point lies 10% of the observed range
+    behind it (not 10% of its own value), so designs that trade one objective for the other count."""
+    dom = _mixed()
+    opt = QLogNEHVI(q=2, n_init=4, **FAST)
+    opt.setup(_problem(dom))
+    y = torch.tensor([[-1.0, -1.0], [-0.2, -3.0], [-5.0, -0.5]], dtype=torch.float64)  # maximized
+    feasible = torch.tensor([True, False, False])
+    ref = opt._reference_point(y, feasible)
+    assert torch.allclose(ref, torch.tensor([-1.0 - 0.48, -1.0 - 0.25], dtype=torch.float64))
+
+
+def test_trust_region_shrinks_without_progress_and_round_trips():
+    dom = _needle()
+    opt = QLogNEHVI(q=2, n_init=2, trust_region=0.4, **FAST)
+    opt.setup(_problem(dom))
+    ev = Evaluator(dom, "cpu")
+    x = opt.ask(2)
+    opt.tell(x, ev(x))
+    assert opt._tr == 0.4  # Sobol rows do not move it
+    x = opt.ask(2)
+    bounds = opt._bounds(opt._encoding.encode(opt._x), -opt._f, opt._g, (opt._g <= 0).all(dim=1))
+    assert torch.all(bounds[1, :4] - bounds[0, :4] <= 0.4 + 1e-12)  # reals boxed
+    assert torch.all(bounds[:, 4:] == torch.tensor([[0.0], [1.0]], dtype=torch.float64))  # one-hot free
+    opt.tell(x, ev(x))
+    assert opt._tr in (0.2, 0.4)  # halved unless the batch made progress
+    with pytest.raises(ValueError, match="trust_region"):
+        QLogNEHVI(trust_region=0.0)
+    auto = QLogNEHVI(**FAST)  # "auto": a trust region on constrained problems only
+    auto.setup(_problem(dom))
+    assert auto._tr == 0.4
+    auto.setup(_problem(_analytic()))
+    assert auto._tr is None
+    blob = pack(opt.state_dict())
+    fresh = QLogNEHVI(q=2, n_init=2, trust_region=0.4, **FAST)
+    fresh.setup(_problem(dom))
+    fresh.load_state_dict(unpack(blob))
+    assert fresh._tr == opt._tr
+    assert torch.equal(opt.ask(2), fresh.ask(2))
