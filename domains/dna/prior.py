@@ -1,6 +1,6 @@
 """The DNA enhancer prior: a masked-diffusion model over 200 bp sequences, trained on the training split.
 
-Two shipped configurations: ``"full"`` (a 3.7M-parameter dilated CNN trained on a GPU)
+Two shipped configurations: ``"full"`` (a 4.2M-parameter dilated CNN trained on a GPU)
 and ``"tiny"`` (a small model trained in about a minute on a CPU, for tests and CI).
 Train them with ``python -m domains.dna.train_prior --config full|tiny``.
 """
@@ -29,16 +29,19 @@ CONFIGS: dict[str, dict[str, Any]] = {
 _CACHE: dict[tuple[str, str], MaskedDiffusion] = {}
 
 
-def checkpoint_path(config: str) -> Path:
+def _check(config: str) -> str:
     if config not in CONFIGS:
         raise ValueError(f"unknown prior configuration {config!r}; choose from {sorted(CONFIGS)}")
-    return CHECKPOINT_DIR / f"prior_{config}.pt"
+    return config
+
+
+def checkpoint_path(config: str) -> Path:
+    return CHECKPOINT_DIR / f"prior_{_check(config)}.pt"
 
 
 def new_prior(config: str) -> MaskedDiffusion:
     """An untrained prior of configuration ``config``."""
-    if config not in CONFIGS:
-        raise ValueError(f"unknown prior configuration {config!r}; choose from {sorted(CONFIGS)}")
+    _check(config)
     denoiser = ConvDenoiser(len(ALPHABET), **CONFIGS[config]["denoiser"])
     return MaskedDiffusion(denoiser, len(ALPHABET), LENGTH)
 

@@ -60,11 +60,10 @@ class DRAKES(PriorSampler):
         """KL between the tuned and pretrained step distributions at relaxed states ``xt [B, L, V + 1]`` -> ``[B]``."""
         with torch.no_grad():
             ref_p0 = self.prior.x0_probs(xt.detach(), t)
-        sched = self.prior.schedule
-        mt, ms = sched.move_chance(t), sched.move_chance(s)
+        unmask, _ = self.prior.schedule.reveal_chances(t, s)
         per_position = (tuned_p0 * (torch.log(tuned_p0.clamp_min(1e-12)) - torch.log(ref_p0.clamp_min(1e-12)))).sum(-1)
         masked = xt[..., self.prior.vocab_size]
-        return ((mt - ms) / mt) * (masked * per_position).sum(dim=1)
+        return unmask * (masked * per_position).sum(dim=1)
 
     def _iteration(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
         model, grid, b, v = self.tuned, self.prior.timesteps(self.steps), self.train_batch, self.prior.vocab_size

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
-
 from workbench.optimizer import Problem
 
 from .base import PriorSampler
@@ -56,8 +54,7 @@ class SVDD(PriorSampler):
             return self.reward(candidates)
         if self.value == "pm":
             return self.reward(self.prior.denoise(candidates, s))
-        x = nn.functional.one_hot(candidates, self.prior.vocab_size + 1).float()
-        v = self.value_net(x, s.expand(len(candidates)))
+        v = self.value_net(self.prior.one_hot(candidates), s.expand(len(candidates)))
         return v.double() * self._scale + self._shift
 
     def _train_value_network(self) -> None:

@@ -79,9 +79,8 @@ def _revert_and_shift(cf: CounterfactualDomain, x: torch.Tensor, q: torch.Tensor
     keep = (total > 0) & (removed <= metric.tolerance)
     factor = 1.0 + removed[keep] / total[keep]
     low, high = cf.space.bounds[0].to(x.dtype), cf.space.bounds[1].to(x.dtype)
-    shifted = reverted[keep].clone()
-    grown = q + offset[keep] * factor.unsqueeze(1)
-    shifted = torch.where(others[keep], torch.minimum(torch.maximum(grown, low), high), shifted)
+    grown = (q + offset[keep] * factor.unsqueeze(1)).clamp(low, high)
+    shifted = torch.where(others[keep], grown, reverted[keep])
     before = metric.to_query(x[rows[keep]], q)
     after = metric.to_query(shifted, q)
     return shifted, rows[keep], ((before - after) * cf.space.dim).clamp(min=0.0)  # >= 0 up to rounding

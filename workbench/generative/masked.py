@@ -166,16 +166,16 @@ class MaskedDiffusion(nn.Module):
         """The reverse step from time t to s < t for tokens ``xt [B, L]`` (one denoiser call)."""
         x = self.one_hot(xt)
         p0 = self.x0_probs(x, t)
-        return ReverseStep(self._step_probs(p0, x, xt, t, s), p0, xt, self.mask_index)
+        probs = torch.where((xt == self.mask_index).unsqueeze(-1), self._masked_step_probs(p0, t, s), x)
+        return ReverseStep(probs, p0, xt, self.mask_index)
 
-    def _step_probs(self, p0: torch.Tensor, x: torch.Tensor, xt: torch.Tensor, t: Any, s: Any) -> torch.Tensor:
-        """Step probabilities ``[B, L, V + 1]`` from p0 ``[B, L, V]``, one-hot ``x`` and tokens ``xt``."""
-        mt = self.schedule.move_chance(torch.as_tensor(t, dtype=torch.float32, device=p0.device))
-        ms = self.schedule.move_chance(torch.as_tensor(s, dtype=torch.float32, device=p0.device))
-        unmask = ((mt - ms) / mt).reshape(-1, 1, 1) if mt.dim() else (mt - ms) / mt
-        stay = (ms / mt).reshape(-1, 1, 1) if mt.dim() else ms / mt
-        masked = torch.cat([p0 * unmask, torch.ones_like(p0[..., :1]) * stay], dim=-1)
-        return torch.where((xt == self.mask_index).unsqueeze(-1), masked, x)
+    def _masked_step_probs(self, p0: torch.Tensor, t: Any, s: Any) -> torch.Tensor:
+        """Where a token masked at t goes by s ``[B, L, V + 1]``: a token drawn from p0 ``[B, L, V]`` or MASK."""
+        t, s = (torch.as_tensor(v, dtype=torch.float32, device=p0.device) for v in (t, s))
+        unmask, stay = self.schedule.reveal_chances(t, s)
+        if unmask.dim():  # one time per row
+            unmask, stay = unmask.reshape(-1, 1, 1), stay.reshape(-1, 1, 1)
+        return torch.cat([p0 * unmask, torch.ones_like(p0[..., :1]) * stay], dim=-1)
 
     def relaxed_step(self, xt: torch.Tensor, t: float, s: float, temperature: float = 1.0,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,9 +185,7 @@ class MaskedDiffusion(nn.Module):
         copied; its mask mass moves by the relaxed draw, so nothing stays masked at s = 0.
         """
         p0 = self.x0_probs(xt, t)
-        mt = self.schedule.move_chance(torch.tensor(t))
-        ms = self.schedule.move_chance(torch.tensor(s))
-        q = torch.cat([p0 * float((mt - ms) / mt), torch.full_like(p0[..., :1], float(ms / mt))], dim=-1)
+        q = self._masked_step_probs(p0, t, s)
         u = torch.rand(q.shape, generator=generator, device=q.device).clamp(1e-10, 1.0 - 1e-7)
         gumbel = -torch.log(-torch.log(u))
         drawn = torch.softmax((torch.log(q.clamp_min(1e-20)) + gumbel) / temperature, dim=-1)

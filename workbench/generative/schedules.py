@@ -22,6 +22,12 @@ class LogLinearSchedule:
         """Probability that a token is masked at time ``t`` (any shape)."""
         return (1.0 - self.eps) * t
 
+    def reveal_chances(self, t: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unmask, stay): the chances that a token masked at time ``t`` is revealed by time ``s < t``,
+        ``(m_t - m_s) / m_t``, or is still masked, ``m_s / m_t``, with ``m = move_chance``."""
+        mt, ms = self.move_chance(t), self.move_chance(s)
+        return (mt - ms) / mt, ms / mt
+
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return -torch.log1p(-(1.0 - self.eps) * t)
 
