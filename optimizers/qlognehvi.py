@@ -157,8 +157,7 @@ class QLogNEHVI(Optimizer):
         elif bool((old & feasible).any()) or not bool(new.any()) or not bool(old.any()):
             progress = False
         else:
-            scale = g[mask].std(dim=0).nan_to_num(1.0).clamp_min(1e-12) if int(mask.sum()) > 1 else 1.0
-            viol = (g.clamp_min(0.0) / scale).sum(dim=1)
+            viol = _total_violation(g, g[mask])
             progress = bool(viol[new].min() < viol[old].min())
         self._tr = min(2 * self._tr, self._tr0) if progress else self._tr / 2
         if self._tr < self._tr0 / 16:
@@ -284,8 +283,7 @@ class QLogNEHVI(Optimizer):
             pick = int(torch.randint(0, len(idx), (1,), generator=self.generator, device=self.generator.device))
             center = z[idx[pick]]
         else:
-            scale = g.std(dim=0).nan_to_num(1.0).clamp_min(1e-12) if g.shape[0] > 1 else torch.ones_like(g[0])
-            center = z[int(torch.argmin((g.clamp_min(0.0) / scale).sum(dim=1)))]
+            center = z[int(torch.argmin(_total_violation(g, g)))]
         cont = [j for j in range(len(enc.plain)) if j not in enc.steps]
         half = self._tr / 2
         low[cont] = (center[cont] - half).clamp_min(0.0)
@@ -306,3 +304,11 @@ class QLogNEHVI(Optimizer):
         self._n_sobol = int(state["n_sobol"])
         self._tr = state.get("tr", self._tr0)
         self._tr_judge = int(state.get("tr_judge", 0))
+
+
+def _total_violation(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``[n]`` summed violations of ``g: [n, c]`` (``<= 0`` feasible), each constraint scaled by its standard
+    deviation over ``reference: [m, c]`` as in SCBO, so no constraint dominates by its units."""
+    scale = (reference.std(dim=0).nan_to_num(1.0).clamp_min(1e-12) if reference.shape[0] > 1
+             else torch.ones_like(g[0]))
+    return (g.clamp_min(0.0) / scale).sum(dim=1)
