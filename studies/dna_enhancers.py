@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from domains.dna import DNAEnhancer, metrics  # noqa: E402
+from domains.dna import CELL_TYPES, DNAEnhancer, metrics  # noqa: E402
 from domains.dna.prior import load_prior  # noqa: E402
 from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: E402
 
@@ -87,6 +87,9 @@ for w in WEIGHTS:
                    scalarization="sum"), label=f"svdd_pm_w{w[0]:.1f}", budget=cfg["front_n"])
 
 
+HEPG2, K562 = CELL_TYPES.index("HepG2"), CELL_TYPES.index("K562")  # columns of the oracle's logits
+
+
 def tokens_of(frame: pd.DataFrame) -> torch.Tensor:
     return metrics.encode(frame["sequence"].tolist())
 
@@ -119,8 +122,8 @@ def score_studies(campaign: wb.Campaign, device: str) -> pd.DataFrame:
                      "reward_sequences": counters.get("reward_sequences", 0),
                      "seconds": seconds, "sequences_per_second": len(x) / max(seconds, 1e-9),
                      "reward_time_share": counters.get("reward_seconds", 0.0) / max(seconds, 1e-9)})
-        per_design.append(pd.DataFrame({"method": entry.label, "seed": entry.seed, "hepg2": logits[:, 3].numpy(),
-                                        "k562": logits[:, 2].numpy(), "log_likelihood": loglik.numpy()}))
+        per_design.append(pd.DataFrame({"method": entry.label, "seed": entry.seed, "hepg2": logits[:, HEPG2].numpy(),
+                                        "k562": logits[:, K562].numpy(), "log_likelihood": loglik.numpy()}))
     return pd.DataFrame(rows), pd.concat(per_design, ignore_index=True)
 
 
