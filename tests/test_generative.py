@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.generative import LogLinearSchedule, MaskedDiffusion, train_masked_diffusion
+from workbench.generative import LogLinearSchedule, MaskedDiffusion, train_prior
 from workbench.spaces import SequenceSpace
 
 SPACE = SequenceSpace(list("ACGT"), 12)
@@ -26,7 +26,7 @@ def trained() -> MaskedDiffusion:
     torch.manual_seed(0)
     model = MaskedDiffusion.for_space(SPACE, hidden=32, blocks=4, kernel=3, dilations=[1, 2, 4, 8], dropout=0.0)
     data = counting_data()
-    train_masked_diffusion(model, data[:900], data[900:], steps=300, batch_size=64, lr=3e-3, warmup=20,
+    train_prior(model, data[:900], data[900:], steps=300, batch_size=64, lr=3e-3, warmup=20,
                            ema=0.99, eval_every=300, log=None)
     return model
 

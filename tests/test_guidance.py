@@ -15,7 +15,8 @@ import torch
 
 import workbench as wb
 from domains.benchmarks import ZDT1, PlantedMotif
-from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained
+from optimizers.guidance import DPS, DRAKES, SMC, SVDD, BestOfN, Pretrained
+from workbench.generative import Partial
 from workbench.serialization import unpack
 
 STEPS, N, M = 16, 64, 8
@@ -130,8 +131,12 @@ def test_weight_vectors_trade_objectives(tmp_path):
 
 
 def test_clear_errors(motif, tmp_path):
-    with pytest.raises(ValueError, match="needs a sequence space"):
+    with pytest.raises(ValueError, match="needs a generative prior"):
         run(ZDT1(), SVDD(), tmp_path, name="zdt")
+    longer = wb.Domain.from_function(wb.SequenceSpace(list("ACGT"), 40), lambda x: x.float().sum(1), ["s"])
+    longer.prior = motif.prior
+    with pytest.raises(ValueError, match="generates length 32 over 4 tokens; the space has length 40"):
+        run(longer, SVDD(steps=STEPS), tmp_path, name="longer")
     with pytest.raises(ValueError, match="got 2 weights for 1 objectives"):
         run(motif, SVDD(weights=[1, 1], steps=STEPS), tmp_path, name="w")
     with pytest.raises(ValueError, match="value must be one of"):
@@ -154,3 +159,29 @@ def test_the_same_samplers_design_dna_enhancers_with_the_tiny_prior(tmp_path):
     held_out = DNAEnhancer(objectives=("hepg2",), oracle="heldout")
     logits = held_out.logits(held_out.encode(designs["sequence"].tolist()))
     assert float(logits[:, 3].median()) > base.results()["hepg2"].median()  # the gain holds on the other oracle
+
+
+def test_dps_tilts_the_masked_prior_towards_the_reward_through_evaluate_soft(motif, tmp_path):
+    base = run(motif, Pretrained(steps=STEPS, batch_size=N), tmp_path, name="dps-base")
+    dps = run(motif, DPS(scale=2.0, steps=STEPS, batch_size=N), tmp_path, name="dps")
+    assert mean_count(dps) > mean_count(base) + 0.5
+    assert dps.counters()["reward_calls"] == STEPS  # one gradient of the soft reward per step
+    no_soft = wb.Domain.from_function(motif.space, lambda x: x.float().sum(1), ["s"])
+    no_soft.prior = motif.prior
+    with pytest.raises(ValueError, match="DPS needs a differentiable reward"):
+        run(no_soft, DPS(steps=STEPS), tmp_path, name="dps-nosoft")
+
+
+def test_a_partial_sequence_keeps_its_fixed_tokens_under_every_sampler(motif, tmp_path):
+    values = torch.zeros(32, dtype=torch.long)
+    values[:6] = torch.tensor([2, 2, 2, 1, 1, 1])  # GGGCCC at the start
+    fixed = Partial(values, torch.arange(32) < 6)
+    for label, optimizer in {"p-pre": Pretrained(steps=STEPS, batch_size=16, partial=fixed),
+                             "p-svdd": SVDD(n_candidates=4, steps=STEPS, batch_size=16, partial=fixed),
+                             "p-smc": SMC(steps=STEPS, batch_size=16, partial=fixed),
+                             "p-bon": BestOfN(n_samples=3, steps=STEPS, batch_size=16, partial=fixed)}.items():
+        sequences = run(motif, optimizer, tmp_path, name=label, budget=16).results()["sequence"]
+        assert sequences.str.startswith("GGGCCC").all(), label
+    with pytest.raises(ValueError, match="fixed values are not valid designs .* not in the alphabet"):
+        run(motif, Pretrained(steps=STEPS, partial=Partial(torch.full((32,), 7), torch.ones(32, dtype=torch.bool))),
+            tmp_path, name="p-bad")

@@ -78,3 +78,18 @@ def test_storage_encoding_round_trip(mixed_domain):
     t = tensor_space.sample(4, torch.Generator().manual_seed(0))
     assert torch.equal(tensor_space.decode_rows(tensor_space.encode_rows(t)), t)
     assert np.allclose(tensor_space.to_frame(t)["mean"], t.reshape(4, -1).mean(1).double().numpy())
+
+
+def test_tensor_space_with_levels_stores_bytes_losslessly_and_rejects_values_between_levels():
+    space = wb.TensorSpace((1, 4, 4), 0.0, 1.0, levels=256)
+    x = space.sample(5, torch.Generator().manual_seed(0))
+    assert not space.invalid_rows(x)
+    rows = space.encode_rows(x)
+    assert all(len(r) == 16 for r in rows)  # one byte per value
+    assert torch.equal(space.decode_rows(rows), x)
+    off = x.clone()
+    off[2, 0, 1, 1] = 0.5 / 255
+    assert set(space.invalid_rows(off)) == {2} and "256 evenly spaced levels" in space.invalid_rows(off)[2]
+    assert space_from_spec(space.to_spec()).levels == 256
+    with pytest.raises(ValueError, match="levels must be in 2..256"):
+        wb.TensorSpace((3,), levels=1000)

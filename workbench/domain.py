@@ -71,12 +71,13 @@ class Domain:
         """Score a batch ``x: [n, *space.shape]`` (see the class docstring for return forms)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement evaluate()")
 
-    def evaluate_soft(self, probs: torch.Tensor) -> Any:
-        """Differentiable scores of relaxed sequences ``probs: [n, length, vocab]`` (rows sum to 1).
+    def evaluate_soft(self, x: torch.Tensor) -> Any:
+        """Differentiable scores of soft designs: relaxed sequences ``[n, length, vocab]`` (rows sum to 1)
+        for a sequence space, continuous tensors ``[n, *shape]`` for a tensor space.
 
-        Sequence domains whose objectives are differentiable models (e.g. a CNN oracle)
-        implement this so gradient-based samplers (DRAKES) can back-propagate the reward.
-        Returns the same forms as :meth:`evaluate`, with gradients attached.
+        Domains whose objectives are differentiable (a CNN oracle, a smooth proxy of a
+        non-differentiable score) implement this so gradient-based samplers (DRAKES, DPS) can
+        back-propagate the reward. Returns the same forms as :meth:`evaluate`, with gradients attached.
         """
         raise NotImplementedError(f"{type(self).__name__} has no differentiable evaluate_soft(); "
                                   "gradient-based samplers need one")

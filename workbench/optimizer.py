@@ -61,11 +61,12 @@ class Problem:
         g = torch.where(ok.unsqueeze(1), g, inf)
         return f, g, ok
 
-    def minimized_soft(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Relaxed sequences ``probs [n, L, V]`` -> differentiable (F ``[n, k]`` minimized, G ``[n, c]`` violations)."""
+    def minimized_soft(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft designs (see ``Domain.evaluate_soft``) -> differentiable (F ``[n, k]`` minimized, G ``[n, c]``
+        violations)."""
         if self.evaluate_soft is None:
             raise ValueError("this problem has no differentiable evaluation (Domain.evaluate_soft)")
-        f, g = self.evaluate_soft(probs)
+        f, g = self.evaluate_soft(x)
         return f * objective_signs(self.objectives, f.device), violations(self.constraints, g)
 
 

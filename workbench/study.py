@@ -101,10 +101,10 @@ class Study:
     def _has_soft(self) -> bool:
         return getattr(type(self.domain), "evaluate_soft", None) is not Domain.evaluate_soft
 
-    def _score_soft(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Differentiable (objectives, constraints) of relaxed sequences, in the user's directions."""
-        out = self.domain.evaluate_soft(probs)
-        return split_outputs(self.domain, out, int(probs.shape[0]), keep_grad=True)
+    def _score_soft(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable (objectives, constraints) of soft designs, in the user's directions."""
+        out = self.domain.evaluate_soft(x)
+        return split_outputs(self.domain, out, int(x.shape[0]), keep_grad=True)
 
     @property
     def n_evaluations(self) -> int:

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from workbench.domain import Domain
-from workbench.generative import MaskedDiffusion, train_masked_diffusion
+from workbench.generative import MaskedDiffusion, train_prior
 from workbench.spaces import SequenceSpace
 
 ALPHABET = list("ACGT")
@@ -64,7 +64,7 @@ class PlantedMotif(Domain):
             model = MaskedDiffusion.for_space(self.space, hidden=64, blocks=4, kernel=5, dilations=[1, 2, 4, 8],
                                               dropout=0.0)
             data = self.tokens()
-            train_masked_diffusion(model, data[: -200], data[-200:], steps=self.prior_steps, batch_size=128, lr=3e-3,
+            train_prior(model, data[: -200], data[-200:], steps=self.prior_steps, batch_size=128, lr=3e-3,
                                    warmup=50, ema=0.99, seed=self.seed, eval_every=self.prior_steps, log=None)
             _PRIORS[key] = model
         return _PRIORS[key]

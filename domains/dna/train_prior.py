@@ -11,7 +11,7 @@ import json
 
 import torch
 
-from workbench.generative import train_masked_diffusion
+from workbench.generative import train_prior
 
 from .data import load_tokens
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"prior {args.config}: {n_params / 1e6:.2f}M parameters, {len(train)} training sequences, {args.device}")
     out = args.out or checkpoint_path(args.config)
-    result = train_masked_diffusion(model, train, valid[:2000], seed=args.seed, checkpoint=out, **options)
+    result = train_prior(model, train, valid[:2000], seed=args.seed, checkpoint=out, **options)
     if args.config == "full":  # ship half-precision weights; loading casts them back to float32
         blob = torch.load(out, weights_only=True)
         blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}

@@ -1,4 +1,5 @@
-"""Shared machinery of samplers over a masked-diffusion prior: prior checks, rewards, call counters."""
+"""Shared machinery of samplers over a generative prior: prior checks, conditions and partial designs,
+rewards, call counters."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 import torch
 
+from workbench.generative import Partial, Prior
 from workbench.optimizer import Optimizer, Problem
-from workbench.spaces import SequenceSpace
 
 from .reward import Reward
 
@@ -17,27 +18,39 @@ COUNTERS = ("denoiser_calls", "denoiser_sequences", "reward_calls", "reward_sequ
 
 
 class PriorSampler(Optimizer):
-    """Base of the reward-guided samplers: ``ask(n)`` generates ``n`` sequences from the prior.
+    """Base of the reward-guided samplers: ``ask(n)`` generates ``n`` designs from the prior.
 
-    The domain must provide ``prior()`` (a :class:`~workbench.generative.MaskedDiffusion`
-    over its sequence space). The reward is a scalarization of the study's objectives
-    (``weights``, ``scalarization``; see :class:`Reward`). Denoiser and reward calls are
-    counted separately and stored with the study; ``tell`` learns nothing (the stored
-    evaluations are the final designs).
+    The domain must provide ``prior()``: any :class:`~workbench.generative.Prior` over its space (a
+    masked-diffusion prior over sequences, a Gaussian one over images or vectors); the samplers use
+    only that protocol. The reward is a scalarization of the study's objectives (``weights``,
+    ``scalarization``; see :class:`Reward`). ``condition`` (a label, or labels cycled over the rows)
+    is passed to the prior's denoiser; ``partial`` (a :class:`~workbench.generative.Partial`) fixes
+    part of every design (inpainting, infilling). Denoiser and reward calls are counted separately
+    and stored with the study; ``tell`` learns nothing (the stored evaluations are the final designs).
     """
 
     name = "prior"
 
     def __init__(self, steps: int = 128, weights: Sequence[float] | None = None, scalarization: str = "sum",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, condition: int | Sequence[int] | None = None,
+                 partial: Partial | None = None) -> None:
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if partial is not None and not isinstance(partial, Partial):
+            raise TypeError(f"partial must be a workbench.generative.Partial, got {type(partial).__name__}")
         self.steps = int(steps)
         self.weights = None if weights is None else [float(w) for w in weights]
         self.scalarization = scalarization
         self.batch_size = int(batch_size)
+        if condition is None or isinstance(condition, int):
+            self.condition = condition
+        else:
+            self.condition = [int(c) for c in condition]
+            if not self.condition:
+                raise ValueError("condition must be a label or a non-empty list of labels")
+        self.partial = partial
 
     @property
     def default_batch_size(self) -> int:
@@ -45,15 +58,15 @@ class PriorSampler(Optimizer):
 
     def setup(self, problem: Problem) -> None:
         super().setup(problem)
-        space = problem.space
-        if not isinstance(space, SequenceSpace):
-            raise ValueError(f"{type(self).__name__} needs a sequence space, got {type(space).__name__}")
         prior = problem.prior
         if prior is None:
             raise ValueError(f"{type(self).__name__} needs a generative prior: the domain's prior() returned None")
-        if prior.length != space.length or prior.vocab_size < space.vocab_size:
-            raise ValueError(f"the prior generates length {prior.length} over {prior.vocab_size} tokens; the space "
-                             f"has length {space.length} over {space.vocab_size}")
+        if not isinstance(prior, Prior):
+            raise TypeError(f"the domain's prior() returned a {type(prior).__name__}, which does not implement "
+                            "workbench.generative.Prior")
+        prior.check_space(problem.space)
+        if self.partial is not None:
+            self._check_partial(problem)
         self.prior = prior.to(problem.device).eval()
         for p in self.prior.parameters():
             p.requires_grad_(False)
@@ -63,6 +76,24 @@ class PriorSampler(Optimizer):
         # every study of its domain, so only the calls made since this sampler started count
         self._seen: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
         self._seen[self.prior] = (self.prior.calls, self.prior.rows)
+
+    def _check_partial(self, problem: Problem) -> None:
+        """The fixed entries of ``partial`` must be valid values of the space."""
+        space = problem.space
+        self.partial.check(tuple(space.shape))
+        values = self.partial.values.reshape(-1, *space.shape)
+        filler = space.sample(1, torch.Generator().manual_seed(0)).to(values.dtype)
+        bad = space.invalid_rows(torch.where(self.partial.mask, values, filler))
+        if bad:
+            row, reason = next(iter(sorted(bad.items())))
+            raise ValueError(f"the partial design's fixed values are not valid designs (row {row}: {reason})")
+
+    def _condition(self, n: int) -> torch.Tensor | None:
+        """Per-row condition ``[n]`` (the given labels cycled), or None."""
+        if self.condition is None:
+            return None
+        labels = torch.as_tensor(self.condition, dtype=torch.long, device=self.device).reshape(-1)
+        return labels.repeat(-(-n // len(labels)))[:n]
 
     def _sync_counts(self, *models: Any) -> None:
         """Fold the denoiser calls of ``models`` (default: the prior) and the reward's calls into ``counts``."""
@@ -98,7 +129,7 @@ class PriorSampler(Optimizer):
         return x
 
     def generate(self, n: int) -> torch.Tensor:
-        """``n`` sequences ``[n, L]`` (subclasses implement the guidance)."""
+        """``n`` designs ``[n, *shape]`` (subclasses implement the guidance)."""
         raise NotImplementedError
 
 
@@ -108,4 +139,4 @@ class Pretrained(PriorSampler):
     name = "pretrained"
 
     def generate(self, n: int) -> torch.Tensor:
-        return self.prior.sample(n, self.steps, self.generator)
+        return self.prior.sample(n, self.steps, self.generator, condition=self._condition(n), partial=self.partial)

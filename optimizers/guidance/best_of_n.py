@@ -1,10 +1,13 @@
-"""Best-of-N: draw N sequences from the prior per design and keep the one with the highest reward."""
+"""Best-of-N: draw N designs from the prior per requested design and keep the one with the highest reward."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+
+from workbench.generative import Partial
+from workbench.generative.protocol import expand_condition
 
 from .base import PriorSampler
 
@@ -18,14 +21,17 @@ class BestOfN(PriorSampler):
     name = "best_of_n"
 
     def __init__(self, n_samples: int = 21, steps: int = 128, weights: Sequence[float] | None = None,
-                 scalarization: str = "sum", batch_size: int = 64) -> None:
-        super().__init__(steps, weights, scalarization, batch_size)
+                 scalarization: str = "sum", batch_size: int = 64, condition: int | Sequence[int] | None = None,
+                 partial: Partial | None = None) -> None:
+        super().__init__(steps, weights, scalarization, batch_size, condition, partial)
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         self.n_samples = int(n_samples)
 
     def generate(self, n: int) -> torch.Tensor:
-        draws = self.prior.sample(n * self.n_samples, self.steps, self.generator)  # [n * N, L]
+        total = n * self.n_samples
+        draws = self.prior.sample(total, self.steps, self.generator, condition=expand_condition(self._condition(n), total),
+                                  partial=self.partial)  # [N * n, *shape]
         rewards = self.reward(draws).reshape(self.n_samples, n)
         best = rewards.argmax(dim=0)
-        return draws.reshape(self.n_samples, n, -1)[best, torch.arange(n, device=draws.device)]
+        return draws.reshape(self.n_samples, n, *draws.shape[1:])[best, torch.arange(n, device=draws.device)]

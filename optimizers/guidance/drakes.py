@@ -1,6 +1,6 @@
-"""DRAKES: reward fine-tuning of a masked-diffusion prior by back-propagating through its own
-sampling trajectories (the last K steps relaxed with Gumbel-softmax), with a KL penalty to the
-pretrained model so that sequences stay natural."""
+"""DRAKES: reward fine-tuning of a diffusion prior by back-propagating through its own sampling
+trajectories (the last K steps relaxed: Gumbel-softmax on a masked prior, reparameterized on a
+Gaussian one), with a KL penalty to the pretrained model so that designs stay natural."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from workbench.generative import Partial
 from workbench.optimizer import Problem
 
 from .base import PriorSampler
@@ -19,12 +20,13 @@ class DRAKES(PriorSampler):
 
     One fine-tuning iteration: sample ``train_batch`` trajectories of ``steps`` reverse
     steps from the model being tuned; the first ``steps - truncate`` are hard samples
-    without gradient, the last ``truncate`` are Gumbel-softmax relaxed (``temperature``);
-    the reward of the final relaxed sequence is differentiable (``Domain.evaluate_soft``).
-    Loss = ``-mean reward + kl_weight * KL(tuned || pretrained)`` over the trajectory: at
-    each step the KL of the step distributions, ``(a_s - a_t)/(1 - a_t) * KL(p0_tuned ||
-    p0_pretrained)`` summed over masked positions; the relaxed steps are counted exactly,
-    the hard ones estimated from ``kl_samples`` random steps. ``kl_weight = 0`` switches the
+    without gradient, the last ``truncate`` are relaxed (the prior's ``relaxed_step``:
+    Gumbel-softmax at ``temperature`` on a masked prior, the reparameterized Gaussian step
+    on a Gaussian one), so the reward of the final soft design is differentiable
+    (``Domain.evaluate_soft``). Loss = ``-mean reward + kl_weight * KL(tuned || pretrained)``
+    over the trajectory: at each step the KL of the two models' step distributions (the
+    prior's ``step_kl``); the relaxed steps are counted exactly, the hard ones estimated from
+    ``kl_samples`` random steps. ``kl_weight = 0`` switches the
     penalty off (to show reward hacking). The tuned weights are part of the optimizer
     state, so a resumed study does not tune again.
     """
@@ -33,8 +35,9 @@ class DRAKES(PriorSampler):
 
     def __init__(self, iterations: int = 200, train_batch: int = 32, truncate: int = 50, kl_weight: float = 1e-3,
                  temperature: float = 1.0, lr: float = 1e-4, kl_samples: int = 8, steps: int = 128,
-                 weights: Sequence[float] | None = None, scalarization: str = "sum", batch_size: int = 64) -> None:
-        super().__init__(steps, weights, scalarization, batch_size)
+                 weights: Sequence[float] | None = None, scalarization: str = "sum", batch_size: int = 64,
+                 condition: int | Sequence[int] | None = None, partial: Partial | None = None) -> None:
+        super().__init__(steps, weights, scalarization, batch_size, condition, partial)
         if iterations < 0 or train_batch < 1 or not 1 <= truncate <= steps:
             raise ValueError(f"need iterations >= 0, train_batch >= 1 and 1 <= truncate <= steps; got "
                              f"{iterations}, {train_batch}, {truncate} (steps {steps})")
@@ -56,39 +59,35 @@ class DRAKES(PriorSampler):
         self.history: list[dict[str, float]] = []
 
     # -------------------------------------------------------------- training
-    def _kl(self, tuned_p0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """KL between the tuned and pretrained step distributions at relaxed states ``xt [B, L, V + 1]`` -> ``[B]``."""
-        with torch.no_grad():
-            ref_p0 = self.prior.x0_probs(xt.detach(), t)
-        unmask, _ = self.prior.schedule.reveal_chances(t, s)
-        per_position = (tuned_p0 * (torch.log(tuned_p0.clamp_min(1e-12)) - torch.log(ref_p0.clamp_min(1e-12)))).sum(-1)
-        masked = xt[..., self.prior.vocab_size]
-        return unmask * (masked * per_position).sum(dim=1)
-
     def _iteration(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-        model, grid, b, v = self.tuned, self.prior.timesteps(self.steps), self.train_batch, self.prior.vocab_size
+        model, grid, b, partial = self.tuned, self.prior.timesteps(self.steps), self.train_batch, self.partial
         hard_steps = self.steps - self.truncate
-        x = model.all_masked(b)
+        condition = self._condition(b)
+        x = model.initial(b, self.generator, partial)
         states = []
         with torch.no_grad():
             for i in range(hard_steps):
                 states.append(x)
-                x = model.step(x, grid[i], grid[i + 1]).sample(generator=self.generator)
-        xs = model.one_hot(x)
+                x = model.step(x, grid[i], grid[i + 1], condition, partial, generator=self.generator).sample(
+                    generator=self.generator)
+        xs = model.relax(x)
         kl = torch.zeros(b, device=x.device)
         for i in range(hard_steps, self.steps):
             t, s = grid[i], grid[i + 1]
-            x_next, p0 = model.relaxed_step(xs, float(t), float(s), self.temperature, self.generator)
+            x_next, estimate = model.relaxed_step(xs, float(t), float(s), self.temperature, self.generator,
+                                                  condition, partial)
             if self.kl_weight > 0:
-                kl = kl + self._kl(p0, xs, t, s)
+                kl = kl + model.step_kl(estimate, self.prior, xs, t, s, condition, partial)
             xs = x_next
         if self.kl_weight > 0 and hard_steps > 0 and self.kl_samples > 0:
             picks = torch.randint(0, hard_steps, (self.kl_samples,), generator=self.generator,
                                   device=self.generator.device).tolist()
             for i in picks:
-                xt = model.one_hot(states[i])
-                kl = kl + (hard_steps / self.kl_samples) * self._kl(model.x0_probs(xt, grid[i]), xt, grid[i], grid[i + 1])
-        reward = self.reward.soft(xs[..., :v])
+                xt = model.relax(states[i])
+                estimate = model.estimate(xt, grid[i], condition, partial)
+                kl = kl + (hard_steps / self.kl_samples) * model.step_kl(estimate, self.prior, xt, grid[i], grid[i + 1],
+                                                                        condition, partial)
+        reward = self.reward.soft(model.relaxed_design(xs))
         loss = -reward.mean() + self.kl_weight * kl.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -116,7 +115,7 @@ class DRAKES(PriorSampler):
         if self.tuned is None:
             self.finetune()
         with torch.no_grad():
-            x = self.tuned.sample(n, self.steps, self.generator)
+            x = self.tuned.sample(n, self.steps, self.generator, condition=self._condition(n), partial=self.partial)
         self._sync_counts(self.tuned)
         return x
 

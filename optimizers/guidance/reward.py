@@ -44,7 +44,7 @@ class Reward:
         self.reference = -ref.to(problem.device, torch.float64)  # in maximization terms
         self.calls = 0
         self.sequences = 0
-        self.seconds = 0.0  # wall time inside reward calls (CUDA synchronized)
+        self.seconds = 0.0  # wall time inside reward calls (CUDA synchronized; soft calls: the forward pass)
 
     def _scalarize(self, f_min: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         y = -f_min
@@ -58,7 +58,7 @@ class Reward:
         return r
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Designs ``[n, L]`` -> rewards ``[n]`` float64 on the problem's device (one evaluation call)."""
+        """Designs ``[n, *shape]`` -> rewards ``[n]`` float64 on the problem's device (one evaluation call)."""
         if self.problem.evaluate is None:
             raise ValueError("this problem cannot score designs outside the study (Problem.evaluate is None)")
         started = _synced_clock(x.device)
@@ -71,11 +71,15 @@ class Reward:
         return r
 
     def soft(self, probs: torch.Tensor) -> torch.Tensor:
-        """Relaxed sequences ``[n, L, V]`` -> differentiable rewards ``[n]``."""
+        """Soft designs (relaxed sequences ``[n, L, V]``, continuous tensors ``[n, *shape]``) -> differentiable
+        rewards ``[n]``."""
+        started = _synced_clock(probs.device)
         self.calls += 1
         self.sequences += int(probs.shape[0])
         f, g = self.problem.minimized_soft(probs)
-        return self._scalarize(f, g)
+        r = self._scalarize(f, g)
+        self.seconds += _synced_clock(probs.device) - started  # the forward pass; gradients are the caller's
+        return r
 
 
 def _synced_clock(device: torch.device) -> float:

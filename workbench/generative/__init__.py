@@ -1,13 +1,19 @@
-"""Shared generative priors: masked discrete diffusion (MDLM-style) and its trainer.
+"""Shared generative priors and their one training loop.
 
-Every sequence domain gets a prior by pointing :func:`train_masked_diffusion` at its data;
-the reward-guided samplers (SVDD, SMC, DRAKES, best-of-N) work on any such prior.
+- :class:`MaskedDiffusion`: masked discrete diffusion (MDLM) over token sequences;
+- :class:`GaussianDiffusion`: DDPM / DDIM over dense tensors (images, vectors, voxel grids).
+
+Both implement the :class:`Prior` protocol, so the reward-guided samplers (SVDD, SMC, DPS, DRAKES,
+best-of-N) run on either. Every domain gets a prior by pointing :func:`train_prior` at its data.
 """
 
-from .denoisers import ConvDenoiser, build_denoiser
+from .denoisers import ConvDenoiser, MLPDenoiser, UNet, build_denoiser
+from .gaussian import GaussianDiffusion, GaussianStep
 from .masked import MaskedDiffusion, ReverseStep, sample_categorical
-from .schedules import LogLinearSchedule
-from .training import TrainingResult, train_masked_diffusion
+from .protocol import Partial, Prior, StepDistribution
+from .schedules import CosineSchedule, LogLinearSchedule
+from .training import TrainingResult, train_prior
 
-__all__ = ["MaskedDiffusion", "ReverseStep", "ConvDenoiser", "LogLinearSchedule", "build_denoiser",
-           "sample_categorical", "train_masked_diffusion", "TrainingResult"]
+__all__ = ["MaskedDiffusion", "ReverseStep", "GaussianDiffusion", "GaussianStep", "Prior", "StepDistribution",
+           "Partial", "ConvDenoiser", "UNet", "MLPDenoiser", "LogLinearSchedule", "CosineSchedule", "build_denoiser",
+           "sample_categorical", "train_prior", "TrainingResult"]

@@ -5,23 +5,23 @@ The denoiser predicts the clean tokens; the "subs" parameterization makes unmask
 tokens certain and never predicts MASK. What the reward-guided samplers need is here:
 one reverse step as a distribution to sample many times (SVDD, SMC), a relaxed
 Gumbel-softmax step that carries gradients (DRAKES), the denoised estimate x0_hat, and
-an ELBO log-likelihood (naturalness).
+an ELBO log-likelihood (naturalness). It implements :class:`~workbench.generative.protocol.Prior`.
 """
 
 from __future__ import annotations
 
-import copy
+import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .denoisers import ConvDenoiser, build_denoiser
+from .base import DiffusionModel
+from .denoisers import ConvDenoiser
+from .protocol import Guidance, Partial
 from .schedules import LogLinearSchedule
 
-CHECKPOINT_FORMAT = "workbench.masked_diffusion/1"
 
 
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -56,12 +56,19 @@ class ReverseStep:
         return torch.log(probs.gather(-1, xs.unsqueeze(-1)).squeeze(-1).clamp_min(1e-30)).sum(dim=-1)
 
 
-class MaskedDiffusion(nn.Module):
+class MaskedDiffusion(DiffusionModel):
     """A masked-diffusion prior over sequences ``[B, length]`` of token ids ``0..vocab_size-1``.
 
     ``mask_index = vocab_size``. ``calls`` / ``rows`` count denoiser invocations and the
-    sequences they processed, so samplers can report their cost.
+    sequences they processed, so samplers can report their cost. A partial design fixes tokens
+    (they start unmasked and the subs parameterization keeps them); the convolutional denoiser
+    is unconditional, so a ``condition`` is refused with a clear error.
     """
+
+    kind = "masked"
+    checkpoint_format = "workbench.masked_diffusion/1"
+    checkpoint_kind = "masked-diffusion"
+    validation_unit = "nats/token"
 
     def __init__(self, denoiser: nn.Module, vocab_size: int, length: int,
                  schedule: LogLinearSchedule | None = None) -> None:
@@ -73,8 +80,6 @@ class MaskedDiffusion(nn.Module):
         self.length = int(length)
         self.mask_index = self.vocab_size
         self.schedule = schedule or LogLinearSchedule()
-        self.calls = 0
-        self.rows = 0
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -84,36 +89,25 @@ class MaskedDiffusion(nn.Module):
         return cls(ConvDenoiser(vocab, **denoiser_options), vocab, space.length)
 
     @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def shape(self) -> tuple[int, ...]:
+        return (self.length,)
+
+    def check_space(self, space: Any) -> None:
+        length, vocab = getattr(space, "length", None), getattr(space, "vocab_size", None)
+        if length is None or vocab is None:
+            raise ValueError(f"a masked-diffusion prior generates token sequences; the space is a "
+                             f"{type(space).__name__}")
+        if self.length != length or self.vocab_size < vocab:
+            raise ValueError(f"the prior generates length {self.length} over {self.vocab_size} tokens; the space "
+                             f"has length {length} over {vocab}")
 
     def config(self) -> dict[str, Any]:
         return {"denoiser": dict(self.denoiser.config), "vocab_size": self.vocab_size, "length": self.length,
                 "schedule": self.schedule.to_spec()}
 
-    def clone(self) -> MaskedDiffusion:
-        """An independent copy (same weights), e.g. the model DRAKES fine-tunes."""
-        twin = copy.deepcopy(self)
-        twin.calls, twin.rows = 0, 0
-        return twin
-
-    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
-        """Write the config and weights (a state dict; no pickled code)."""
-        torch.save({"format": CHECKPOINT_FORMAT, "config": self.config(), "meta": meta or {},
-                    "state_dict": {k: v.detach().cpu() for k, v in self.denoiser.state_dict().items()}}, path)
-
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> MaskedDiffusion:
-        """Rebuild a saved prior; loads with ``weights_only=True``."""
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a masked-diffusion checkpoint ({CHECKPOINT_FORMAT})")
-        config = blob["config"]
-        denoiser = build_denoiser(config["denoiser"])
-        denoiser.load_state_dict(blob["state_dict"])
-        model = cls(denoiser, config["vocab_size"], config["length"], LogLinearSchedule(config["schedule"]["eps"]))
-        model.meta = blob.get("meta", {})
-        return model.to(device).eval()
+    def from_config(cls, denoiser: nn.Module, config: dict[str, Any]) -> MaskedDiffusion:
+        return cls(denoiser, config["vocab_size"], config["length"], LogLinearSchedule(config["schedule"]["eps"]))
 
     # --------------------------------------------------------------- helpers
     def one_hot(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,6 +116,30 @@ class MaskedDiffusion(nn.Module):
 
     def all_masked(self, n: int) -> torch.Tensor:
         return torch.full((n, self.length), self.mask_index, dtype=torch.long, device=self.device)
+
+    def initial(self, n: int, generator: torch.Generator | None = None, partial: Partial | None = None) -> torch.Tensor:
+        """States at t = 1: all masked, but for the fixed tokens of ``partial`` ``[n, L]``."""
+        x = self.all_masked(n)
+        if partial is None:
+            return x
+        values, mask = partial.rows(n, x.device)
+        return torch.where(mask, self.check_tokens(values.long(), allow_mask=False), x)
+
+    def to_design(self, x: torch.Tensor, partial: Partial | None = None) -> torch.Tensor:
+        """Tokens at t = 0 are the designs (fixed tokens were never masked)."""
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[B, L]`` (any integer dtype) -> one-hot ``[B, L, V + 1]``: value-network inputs."""
+        return self.one_hot(x.long())
+
+    def relax(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens -> one-hot ``[B, L, V + 1]``, the relaxed states of :meth:`relaxed_step`."""
+        return self.one_hot(x)
+
+    def relaxed_design(self, x: torch.Tensor) -> torch.Tensor:
+        """Relaxed states at t = 0 -> probabilities over the real tokens ``[B, L, V]``."""
+        return x[..., : self.vocab_size]
 
     def timesteps(self, steps: int) -> torch.Tensor:
         """Reverse-time grid ``[steps + 1]`` from 1 down to 0."""
@@ -138,8 +156,10 @@ class MaskedDiffusion(nn.Module):
         return x.long()
 
     # -------------------------------------------------------------- denoising
-    def logits(self, xt: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def logits(self, xt: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Raw denoiser logits ``[B, L, V]`` for tokens ``[B, L]`` or relaxed one-hots ``[B, L, V + 1]``."""
+        if condition is not None:
+            raise ValueError("this masked-diffusion prior is unconditional; it takes no condition")
         x = xt if xt.is_floating_point() else self.one_hot(xt)
         t = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(x.shape[0])
         self.calls += 1
@@ -149,25 +169,49 @@ class MaskedDiffusion(nn.Module):
                 return self.denoiser(x, t).float()
         return self.denoiser(x, t).float()
 
-    def x0_probs(self, xt: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def x0_probs(self, xt: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None) -> torch.Tensor:
         """p(x0 | x_t) ``[B, L, V]`` with the subs parameterization (unmasked tokens are kept)."""
         x = xt if xt.is_floating_point() else self.one_hot(xt)
-        predicted = torch.softmax(self.logits(x, t), dim=-1)
+        predicted = torch.softmax(self.logits(x, t, condition), dim=-1)
         return x[..., : self.vocab_size] + x[..., self.vocab_size:] * predicted
 
-    def denoise(self, xt: torch.Tensor, t: torch.Tensor | float, sample: bool = False,
+    def estimate(self, x: torch.Tensor, t: Any, condition: torch.Tensor | None = None,
+                 partial: Partial | None = None) -> torch.Tensor:
+        """p(x0 | x_t) ``[B, L, V]`` at relaxed states ``x [B, L, V + 1]``, differentiable."""
+        return self.x0_probs(x, t, condition)
+
+    def denoise(self, xt: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None,
+                partial: Partial | None = None, sample: bool = False,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """The denoised estimate x0_hat ``[B, L]``: argmax (or a draw) of p(x0 | x_t), unmasked tokens kept."""
-        probs = self.x0_probs(xt, t)
+        probs = self.x0_probs(xt, t, condition)
         x0 = sample_categorical(probs, generator) if sample else probs.argmax(dim=-1)
         return torch.where(xt != self.mask_index, xt, x0)
 
-    def step(self, xt: torch.Tensor, t: torch.Tensor | float, s: torch.Tensor | float) -> ReverseStep:
-        """The reverse step from time t to s < t for tokens ``xt [B, L]`` (one denoiser call)."""
+    def step(self, xt: torch.Tensor, t: torch.Tensor | float, s: torch.Tensor | float,
+             condition: torch.Tensor | None = None, partial: Partial | None = None, guide: Guidance | None = None,
+             guide_scale: float = 0.0, generator: torch.Generator | None = None) -> ReverseStep:
+        """The reverse step from time t to s < t for tokens ``xt [B, L]`` (one denoiser call).
+
+        With ``guide`` (a differentiable reward of relaxed sequences ``[B, L, V] -> [B]``), p(x0 | x_t) is
+        tilted by ``exp(guide_scale * grad / rms(grad))`` at the masked positions first: the first-order
+        (classifier-guidance) approximation of ``p(x0 | x_t) exp(r(x0))``, its gradient taken at x0_hat."""
         x = self.one_hot(xt)
-        p0 = self.x0_probs(x, t)
+        p0 = self.x0_probs(x, t, condition)
+        if guide is not None and guide_scale:
+            p0 = self._guided(p0, xt == self.mask_index, guide, guide_scale)
         probs = torch.where((xt == self.mask_index).unsqueeze(-1), self._masked_step_probs(p0, t, s), x)
         return ReverseStep(probs, p0, xt, self.mask_index)
+
+    @staticmethod
+    def _guided(p0: torch.Tensor, masked: torch.Tensor, guide: Guidance, scale: float) -> torch.Tensor:
+        with torch.enable_grad():
+            soft = p0.detach().requires_grad_(True)
+            grad, = torch.autograd.grad(guide(soft).sum(), soft)
+        grad = grad * masked.unsqueeze(-1)
+        rms = grad.flatten(1).pow(2).sum(1).div(masked.sum(1).clamp_min(1) * p0.shape[-1]).sqrt().clamp_min(1e-12)
+        tilted = torch.log(p0.clamp_min(1e-30)) + scale * grad / rms.reshape(-1, 1, 1)
+        return torch.where(masked.unsqueeze(-1), torch.softmax(tilted, dim=-1), p0)
 
     def _masked_step_probs(self, p0: torch.Tensor, t: Any, s: Any) -> torch.Tensor:
         """Where a token masked at t goes by s ``[B, L, V + 1]``: a token drawn from p0 ``[B, L, V]`` or MASK."""
@@ -178,13 +222,14 @@ class MaskedDiffusion(nn.Module):
         return torch.cat([p0 * unmask, torch.ones_like(p0[..., :1]) * stay], dim=-1)
 
     def relaxed_step(self, xt: torch.Tensor, t: float, s: float, temperature: float = 1.0,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     generator: torch.Generator | None = None, condition: torch.Tensor | None = None,
+                     partial: Partial | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Gumbel-softmax reverse step on relaxed one-hots ``xt [B, L, V + 1]``, differentiable.
 
         Returns (x_s ``[B, L, V + 1]``, p(x0 | x_t) ``[B, L, V]``). The token mass of x_t is
         copied; its mask mass moves by the relaxed draw, so nothing stays masked at s = 0.
         """
-        p0 = self.x0_probs(xt, t)
+        p0 = self.x0_probs(xt, t, condition)
         q = self._masked_step_probs(p0, t, s)
         u = torch.rand(q.shape, generator=generator, device=q.device).clamp(1e-10, 1.0 - 1e-7)
         gumbel = -torch.log(-torch.log(u))
@@ -193,14 +238,27 @@ class MaskedDiffusion(nn.Module):
         kept = torch.cat([xt[..., : self.vocab_size], torch.zeros_like(masked)], dim=-1)
         return kept + masked * drawn, p0
 
+    def step_kl(self, prediction: torch.Tensor, reference: MaskedDiffusion, x: torch.Tensor, t: Any, s: Any,
+                condition: torch.Tensor | None = None, partial: Partial | None = None) -> torch.Tensor:
+        """KL between this model's step (from ``prediction`` = its p(x0 | x_t)) and ``reference``'s at relaxed
+        states ``x [B, L, V + 1]`` -> ``[B]``: ``(m_t - m_s) / m_t * KL(p0 || p0_ref)`` summed over the
+        (relaxed) masked positions, ``m`` the mask chance."""
+        with torch.no_grad():
+            ref_p0 = reference.x0_probs(x.detach(), t, condition)
+        unmask, _ = self.schedule.reveal_chances(t, s)
+        per_position = (prediction * (torch.log(prediction.clamp_min(1e-12)) - torch.log(ref_p0.clamp_min(1e-12)))
+                        ).sum(-1)
+        return unmask * (x[..., self.vocab_size] * per_position).sum(dim=1)
+
     # --------------------------------------------------------------- sampling
     @torch.no_grad()
-    def sample(self, n: int, steps: int = 100, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, steps: int = 100, generator: torch.Generator | None = None,
+               condition: torch.Tensor | None = None, partial: Partial | None = None) -> torch.Tensor:
         """Ancestral sampling with ``steps`` reverse steps -> tokens ``[n, L]`` (no MASK left)."""
-        x = self.all_masked(n)
+        x = self.initial(n, generator, partial)
         grid = self.timesteps(steps)
         for i in range(steps):
-            x = self.step(x, grid[i], grid[i + 1]).sample(generator=generator)
+            x = self.step(x, grid[i], grid[i + 1], condition).sample(generator=generator)
         return x
 
     # ------------------------------------------------------- training / ELBO
@@ -220,6 +278,25 @@ class MaskedDiffusion(nn.Module):
         xt = torch.where(masked, self.mask_index, x0)
         logp = torch.log_softmax(self.logits(xt, t), dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
         return -(logp * masked).sum(dim=1) * self.schedule.elbo_weight(t)
+
+    def training_loss(self, x0: torch.Tensor, generator: torch.Generator | None = None,
+                      condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The MDLM objective: mean negative ELBO per token (scalar)."""
+        if condition is not None:
+            raise ValueError("this masked-diffusion prior is unconditional; train it without labels")
+        return self.nelbo(x0, generator).mean() / self.length
+
+    @torch.no_grad()
+    def validation_loss(self, data: torch.Tensor, samples: int = 4, seed: int = 0, batch_size: int = 512) -> float:
+        """Mean negative ELBO per token (nats) of ``data [n, L]`` (fixed seed, so comparable)."""
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        ll = self.log_likelihood(data.to(self.device), samples=samples, generator=generator, batch_size=batch_size)
+        return float(-ll.mean()) / self.length
+
+    def bits_per_dim(self, x0: torch.Tensor, samples: int = 32, generator: torch.Generator | None = None,
+                     batch_size: int = 1024) -> torch.Tensor:
+        """Negative ELBO per sequence in bits per token ``[B]``."""
+        return -self.log_likelihood(x0, samples, generator, batch_size) / (self.length * math.log(2.0))
 
     @torch.no_grad()
     def log_likelihood(self, x0: torch.Tensor, samples: int = 32, generator: torch.Generator | None = None,

@@ -1,0 +1,62 @@
+"""What every diffusion prior shares: call counters, cloning, and checkpoints as state dicts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .denoisers import build_denoiser
+
+
+class DiffusionModel(nn.Module):
+    """A prior made of a ``denoiser`` network and a JSON ``config()``; subclasses set ``checkpoint_format``
+    and ``checkpoint_kind`` and rebuild themselves in ``from_config``. ``calls`` / ``rows`` count denoiser
+    invocations and the states they processed."""
+
+    checkpoint_format = "workbench.diffusion/1"
+    checkpoint_kind = "diffusion"
+    denoiser: nn.Module
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.rows = 0
+        self.meta: dict[str, Any] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, denoiser: nn.Module, config: dict[str, Any]) -> DiffusionModel:
+        raise NotImplementedError
+
+    def clone(self) -> DiffusionModel:
+        """An independent copy (same weights, zeroed counters), e.g. the model DRAKES fine-tunes."""
+        twin = copy.deepcopy(self)
+        twin.calls, twin.rows = 0, 0
+        return twin
+
+    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+        """Write the config and weights (a state dict; no pickled code)."""
+        torch.save({"format": self.checkpoint_format, "config": self.config(), "meta": meta or {},
+                    "state_dict": {k: v.detach().cpu() for k, v in self.denoiser.state_dict().items()}}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> DiffusionModel:
+        """Rebuild a saved prior; loads with ``weights_only=True``."""
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != cls.checkpoint_format:
+            raise ValueError(f"{path} is not a {cls.checkpoint_kind} checkpoint ({cls.checkpoint_format})")
+        denoiser = build_denoiser(blob["config"]["denoiser"])
+        denoiser.load_state_dict(blob["state_dict"])
+        model = cls.from_config(denoiser, blob["config"])
+        model.meta = blob.get("meta", {})
+        return model.to(device).eval()
