@@ -20,7 +20,7 @@ from workbench.objectives import violations
 
 @pytest.fixture(scope="module")
 def frame() -> BikeFrame:
-    return BikeFrame()
+    return BikeFrame(validity=0.5, checks=False)
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +143,14 @@ def test_constraint_directions(frame, frames):
 
 
 def test_settings_objectives_and_directions():
-    dom = BikeFrame(objectives=("mass", "planar_safety_factor"), safety_factor=2.0, validity=None)
+    dom = BikeFrame(objectives=("mass", "planar_safety_factor"), safety_factor=2.0, validity=None, checks=False)
     assert [(o.name, o.direction) for o in dom.objectives] == [("mass", "minimize"), ("planar_safety_factor", "maximize")]
     assert [(c.name, c.bound, c.sense) for c in dom.constraints] == [
         ("min_planar_safety_factor", 2.0, ">="), ("eccentric_safety_factor", 2.0, ">=")]
     x = dom.space.from_frame(dom.dataset().iloc[:10])
     ev = wb.Evaluator(dom, device="cpu")(x)
     assert torch.equal(ev.objectives[:, 1], ev.constraints[:, 0])
-    assert len(BikeFrame(safety_factor=None, validity=None).constraints) == 0
+    assert len(BikeFrame(safety_factor=None, validity=None, checks=False).constraints) == 0
     with pytest.raises(ValueError, match="unknown objectives"):
         BikeFrame(objectives=("weight",))
     narrow = BikeFrame(bounds={"Stack": (0.45, 0.7)})
@@ -204,7 +204,7 @@ def test_bike_frame_on_cuda_matches_cpu(frames):
 def test_trust_constraint_keeps_real_frames_and_rejects_extrapolation():
     from domains.bicycles import BikeFrame
 
-    dom = BikeFrame(max_spread=0.06)
+    dom = BikeFrame(max_spread=0.06, checks=False)
     assert [c.name for c in dom.constraints][-1] == "mass_spread"
     real = dom.space.from_frame(dom.dataset().iloc[::10])
     spread = dom.evaluate(real)["mass_spread"]
@@ -217,3 +217,101 @@ def test_trust_constraint_keeps_real_frames_and_rejects_extrapolation():
     assert float(dom.evaluate(thin)["mass_spread"][0]) > float(spread.median())
     with pytest.raises(ValueError, match="max_spread"):
         BikeFrame(max_spread=0.0)
+
+
+def test_geometry_checks_are_constraints_by_default_and_pass_real_bikes():
+    from domains.bicycles import CHECKS, Build
+    from domains.bicycles.validate_geometry import biked_table
+
+    dom = BikeFrame()
+    assert [c.name for c in dom.constraints] == ["planar_safety_factor", "eccentric_safety_factor", *CHECKS]
+    assert all(c.bound == 0.0 and c.sense == "<=" for c in dom.constraints[2:])
+    frames = dom.dataset().iloc[::20]
+    geo = dom.geometry(frames)
+    out = dom.evaluate(dom.space.from_frame(frames))
+    for name in CHECKS:  # evaluate and geometry compute the same violations
+        assert torch.allclose(out[name], torch.tensor(geo[name].to_numpy()))
+    assert 0.7 < geo["buildable"].mean() < 0.95  # FRAMED's frames were made for FEA, not all for 700c wheels
+    # the real BIKED designs, each with its own wheels, pass far more often
+    per_check, checked, _ = biked_table()
+    assert checked > 4000 and per_check.iloc[-1, 1] < 0.1 * checked
+    # wheels: a bigger wheel on the same frame can only overlap more
+    small, big = BikeFrame(build=Build(wheel="20in")), BikeFrame(build=Build(wheel="29in"))
+    assert (small.geometry(frames)["wheel_overlap"] < big.geometry(frames)["wheel_overlap"]).all()
+    with pytest.raises(ValueError, match="unknown wheel"):
+        Build(wheel="27in")
+    with pytest.raises(ValueError, match="unknown checks"):
+        BikeFrame(checks=["wheels"])
+
+
+def test_a_shortened_frame_fails_wheel_overlap_and_bad_parameters_fail_rows():
+    dom = BikeFrame()
+    real = dom.dataset()
+    buildable = dom.geometry(real.iloc[:400])["buildable"].to_numpy()
+    query = real.iloc[:400][buildable].iloc[[0]]
+    short = query.copy()
+    short["DT Length"] = 0.40  # pulls the head tube, and the front wheel, back towards the rear wheel
+    geo = dom.geometry(pd.concat([query, short]))
+    assert geo["buildable"].iloc[0] and not geo["buildable"].iloc[1]
+    assert geo["wheel_overlap"].iloc[1] > geo["wheel_overlap"].iloc[0] + 0.1
+    assert geo["front_center"].iloc[1] < geo["front_center"].iloc[0] - 0.1
+    bad = pd.concat([query, query, query])
+    bad.iloc[1, bad.columns.get_loc("ST Thickness")] = -0.001
+    bad.iloc[2, bad.columns.get_loc("HT Angle")] = 190.0
+    with pytest.raises(ValueError, match="frame 0 cannot be built: ST Thickness must be positive"):
+        dom.geometry(bad.iloc[[1]])
+    ev = wb.Evaluator(dom, device="cpu")(torch.as_tensor(dom.space.from_frame(bad)))
+    assert ev.ok.tolist() == [True, False, False]
+    assert "'ST Thickness' = -0.001 is outside" in ev.errors[1] and "'HT Angle' = 190" in ev.errors[2]
+
+
+def test_fit_bounds_become_constraints():
+    dom = BikeFrame(fit={"stack": (0.55, 0.58), "reach": (None, 0.40)})
+    names = [c.name for c in dom.constraints]
+    assert names[-3:] == ["stack", "min_stack", "reach"]
+    frames = dom.dataset().iloc[:50]
+    out = dom.evaluate(dom.space.from_frame(frames))
+    assert torch.allclose(out["stack"], torch.tensor(frames["Stack"].to_numpy()))
+    geo = dom.geometry(frames)
+    assert torch.allclose(out["reach"], torch.tensor(geo["reach"].to_numpy()))
+    assert (geo["saddle_height_max"] - geo["saddle_height_min"]).round(6).eq(0.21).all()
+    with pytest.raises(ValueError, match="unknown fit quantities"):
+        BikeFrame(fit={"height": (1.0, 2.0)})
+
+
+def _run_study(name: str, *args: str) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "studies" / name), *args], cwd=root, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_counterfactual_study_returns_buildable_frames_that_keep_the_fit(tmp_path):
+    stdout = _run_study("bike_counterfactuals.py", "--out", str(tmp_path))
+    dom = BikeFrame(bounds="typical")
+    radius = dom.build.radius
+    for case in ("lighter", "stiffer"):
+        cfs = pd.read_csv(tmp_path / f"{case}.csv")
+        assert len(cfs) == 6 and (tmp_path / f"{case}.png").stat().st_size > 20_000
+        geo = dom.geometry(cfs[dom.space.names])
+        assert (geo["wheelbase"] >= 2 * radius + 0.010).all()  # the independent check of the issue
+        assert (geo["front_wheel_down_tube"] <= 0).all() and geo["buildable"].all()
+        assert ((cfs["planar_safety_factor"] >= 1.5) & (cfs["eccentric_safety_factor"] >= 1.5)).all()
+    assert stdout.count("6 of 6 pass") == 2
+    lighter = pd.read_csv(tmp_path / "lighter.csv")
+    assert lighter["mass_satisfied"].all() and lighter["stack_satisfied"].all() and lighter["reach_satisfied"].all()
+
+
+def test_pareto_study_default_finishes_with_a_front_of_buildable_frames(tmp_path):
+    stdout = _run_study("bike_pareto.py", "--out", str(tmp_path / "pareto"), "--seeds", "2")
+    assert "bike_pareto finished in" in stdout
+    import re
+
+    found = re.search(r"\((\d+) NSGA-II frames on the front\)", stdout)
+    assert found and int(found.group(1)) >= 10
+    assert (tmp_path / "pareto" / "front.png").stat().st_size > 50_000

@@ -92,3 +92,44 @@ def load_frames_with_results() -> tuple[pd.DataFrame, pd.DataFrame]:
     """All real frames (train then test) and their FEA results, sharing the row id index."""
     xs, ys = zip(*(load_structure(s) for s in SPLITS))
     return pd.concat(xs), pd.concat(ys)
+
+
+#: BikeCAD field of biked_clip_processed.csv -> its FRAMED name (lengths there are in mm, here in m)
+_BIKED_FIELDS = {
+    "CS textfield": "CS Length", "BB textfield": "BB Drop", "Stack": "Stack", "Head angle": "HT Angle",
+    "Head tube length textfield": "HT Length", "Seat stay junction0": "SS E", "Seat tube length": "ST Length",
+    "Seat angle": "ST Angle", "DT Length": "DT Length", "BB diameter": "BB OD", "ttd": "TT OD", "dtd": "DT OD",
+    "csd": "CS OD", "ssd": "SS OD", "Chain stay position on BB": "CS F", "SSTopZOFFSET": "SS Z",
+    "Head tube upper extension2": "HT UX", "Seat tube extension2": "ST UX", "Head tube lower extension2": "HT LX",
+    "SEATSTAYbrdgshift": "SSB Offset", "CHAINSTAYbrdgshift": "CSB Offset", "SEATSTAYbrdgdia1": "SSB OD",
+    "CHAINSTAYbrdgdia1": "CSB OD", "SEATSTAYbrdgCheck": "SSB_Include", "CHAINSTAYbrdgCheck": "CSB_Include",
+    "Dropout spacing": "Dropout Offset", "Wall thickness Bottom Bracket": "BB Thickness",
+    "Wall thickness Top tube": "TT Thickness", "Wall thickness Head tube": "HT Thickness",
+    "Wall thickness Down tube": "DT Thickness", "Wall thickness Chain stay": "CS Thickness",
+    "Wall thickness Seat stay": "SS Thickness", "Wall thickness Seat tube": "ST Thickness", "BB length": "BB Length",
+    "Head tube diameter": "HT OD", "Seat tube diameter": "ST OD",
+}
+_UNITLESS = ("HT Angle", "ST Angle", "SSB_Include", "CSB_Include")
+
+
+@lru_cache(maxsize=1)
+def load_biked() -> pd.DataFrame:
+    """The 4,512 real BIKED bicycle designs (``biked_clip_processed.csv``), with their own wheels.
+
+    Columns: the 36 frame parameters of ``FRAME_COLUMNS`` other than ``Material`` (metres and degrees, FRAMED
+    names), ``Material`` (Steel, Aluminum, Titanium, or Carbon, Bamboo, Other, which the FEA data lack),
+    ``rear_radius`` and ``front_radius`` (bead seat diameter / 2 + tyre width, metres: the wheel with its
+    tyre), ``saddle_height`` (metres) and ``fork_type`` (BikeCAD's 0, 1, 2).
+    """
+    raw = _read("biked_clip_processed")
+    out = pd.DataFrame({name: raw[field] / (1.0 if name in _UNITLESS else 1000.0)
+                        for field, name in _BIKED_FIELDS.items()}, index=raw.index)
+    materials = {"ALUMINIUM": "Aluminum", "STEEL": "Steel", "TITANIUM": "Titanium", "CARBON": "Carbon",
+                 "BAMBOO": "Bamboo", "OTHER": "Other"}
+    onehot = raw[[f"MATERIAL OHCLASS: {k}" for k in materials]].to_numpy()
+    out["Material"] = [list(materials.values())[i] for i in onehot.argmax(axis=1)]
+    out["rear_radius"] = (raw["BSD rear"] / 2 + raw["Wheel width rear"]) / 1000.0
+    out["front_radius"] = (raw["BSD front"] / 2 + raw["Wheel width front"]) / 1000.0
+    out["saddle_height"] = raw["Saddle height"] / 1000.0
+    out["fork_type"] = raw[[f"Fork type OHCLASS: {k}" for k in range(3)]].to_numpy().argmax(axis=1)
+    return out

@@ -1,7 +1,9 @@
-"""Bicycle frame design on real FEA data: 37 frame parameters -> mass, stiffness, strength, validity.
+"""Bicycle frame design on real FEA data: 37 frame parameters -> mass, stiffness, strength, buildability.
 
 The structural properties come from an MLP ensemble trained on 11,880 finite-element results of the
-FRAMED data set, validity from a classifier trained on 12,077 frames labelled valid / invalid (see
+FRAMED data set; whether a frame can be built (wheels that clear each other and the tubes, tubes that
+meet where they should, walls inside their tubes, pedals above the ground) is computed from its
+geometry (:mod:`.geometry`); an optional classifier predicts FRAMED's own valid / invalid label (see
 ``docs/bicycles.md``). Lengths are in metres, angles in degrees.
 """
 
@@ -20,6 +22,7 @@ from workbench.objectives import Constraint, Objective
 from workbench.spaces import Binary, Categorical, MixedSpace, Real
 
 from .data import BINARY_COLUMNS, FRAME_COLUMNS, MATERIALS, STRUCTURE_TARGETS, load_frames_with_results
+from .geometry import CHECKS, FIT, TUBE_ENDS, Build, check_parameters, fit_quantities, frame_checks, frame_points
 from .surrogates import Surrogate, load_surrogate
 
 #: readable names of the six FEA results, in the structure model's output order
@@ -88,14 +91,23 @@ class BikeFrame(Domain):
 
     Objectives: any of ``STRUCTURAL`` (mass in kg; planar / transverse / eccentric compliance,
     dimensionless, 1 = data-set average, minimized; planar / eccentric safety factor, maximized).
-    Constraints: ``planar_safety_factor >= safety_factor``, ``eccentric_safety_factor >= safety_factor``
-    and ``validity >= validity`` (the predicted probability that the frame is valid); pass None to drop
-    either. ``max_spread`` adds the trust constraint ``mass_spread <= max_spread``: the spread of the
-    ensemble's mass predictions relative to their mean. Real frames have a median of 0.016 and a 99th
+    Constraints: ``planar_safety_factor >= safety_factor``, ``eccentric_safety_factor >= safety_factor``;
+    the geometric checks of :data:`~.geometry.CHECKS` (``checks=True``, the default: each a violation in
+    metres, ``<= 0``; or a list of check names), computed for the wheels and fork of ``build``
+    (:class:`~.geometry.Build`, 700c road by default); ``fit``: bounds on rider-fit quantities
+    (:data:`~.geometry.FIT`, e.g. ``{"stack": (0.55, 0.58), "reach": (0.37, None)}``: constraints
+    ``stack <= 0.58``, ``min_stack >= 0.55``, ``min_reach >= 0.37``); ``validity >= validity`` (the
+    classifier's probability of FRAMED's "valid" label, which means "the FEA ran", not "buildable"; off by
+    default). Pass None to drop the safety or validity constraints.
+
+    ``max_spread`` adds trust constraints ``<property>_spread <= limit``: the spread of the ensemble's
+    predictions relative to their mean; a number bounds the mass's, a mapping any properties', e.g.
+    ``{"mass": 0.06, "planar_compliance": 0.1}``. Real frames have a median mass spread of 0.016 and a 99th
     percentile of 0.061; an optimizer left alone finds "frames" of 0.2 kg where the spread is 0.13 to
     0.4, i.e. where the surrogate extrapolates. 0.06 keeps the search where the surrogate is credible.
-    A safety factor that is also an objective keeps its constraint under the name ``min_<name>``. ``bounds``: see :func:`frame_space` ("data": every real frame is a valid design;
-    "typical": without the data's far outliers, better for search from random starts).
+    A safety factor that is also an objective keeps its constraint under the name ``min_<name>``. ``bounds``:
+    see :func:`frame_space` ("data": every real frame is a valid design; "typical": without the data's far
+    outliers, better for search from random starts).
 
     >>> dom = BikeFrame(objectives=("mass", "planar_compliance"))
     >>> dom.predict(dom.dataset().head(3))        # all 7 properties (means) and their ensemble stds
@@ -104,8 +116,11 @@ class BikeFrame(Domain):
     name = "bike_frame"
 
     def __init__(self, objectives: Sequence[str] = ("mass", "planar_compliance"), safety_factor: float | None = 1.5,
-                 validity: float | None = 0.5, device: str | torch.device | None = None,
-                 bounds: str | Mapping[str, tuple[float, float]] = "data", max_spread: float | None = None) -> None:
+                 validity: float | None = None, device: str | torch.device | None = None,
+                 bounds: str | Mapping[str, tuple[float, float]] = "data",
+                 max_spread: float | Mapping[str, float] | None = None,
+                 checks: bool | Sequence[str] = True, build: Build | None = None,
+                 fit: Mapping[str, tuple[float | None, float | None]] | None = None) -> None:
         if isinstance(objectives, str):
             objectives = (objectives,)
         bad = [o for o in objectives if o not in STRUCTURAL]
@@ -120,10 +135,30 @@ class BikeFrame(Domain):
                      for sf in SAFETY_FACTORS]
         if validity is not None:
             cons.append(Constraint("validity", float(validity), ">="))
-        if max_spread is not None:
-            if not max_spread > 0:
-                raise ValueError(f"max_spread is a relative spread > 0, got {max_spread}")
-            cons.append(Constraint("mass_spread", float(max_spread), "<="))
+        spreads = {} if max_spread is None else (dict(max_spread) if isinstance(max_spread, Mapping)
+                                                  else {"mass": max_spread})
+        for prop, limit in spreads.items():
+            if prop not in STRUCTURAL:
+                raise ValueError(f"max_spread names unknown property {prop!r}; choose from {list(STRUCTURAL)}")
+            if not limit > 0:
+                raise ValueError(f"max_spread is a relative spread > 0, got {limit} for {prop}")
+            cons.append(Constraint(f"{prop}_spread", float(limit), "<="))
+        self.checks = list(CHECKS) if checks is True else [] if checks is False else list(checks)
+        unknown = sorted(set(self.checks) - set(CHECKS))
+        if unknown:
+            raise ValueError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
+        cons += [Constraint(name, 0.0, "<=") for name in self.checks]
+        self.fit = {k: (None if lo is None else float(lo), None if hi is None else float(hi))
+                    for k, (lo, hi) in (fit or {}).items()}
+        unknown = sorted(set(self.fit) - set(FIT))
+        if unknown:
+            raise ValueError(f"unknown fit quantities {unknown}; choose from {list(FIT)}")
+        for name, (lo, hi) in self.fit.items():
+            if hi is not None:
+                cons.append(Constraint(name, hi, "<="))
+            if lo is not None:
+                cons.append(Constraint(f"min_{name}", lo, ">="))
+        self.build = build or Build()
         super().__init__(frame_space(bounds), objs, cons)
         self.safety_factor, self.validity, self.max_spread = safety_factor, validity, max_spread
         self.bounds_mode = bounds if isinstance(bounds, str) else "custom"
@@ -144,19 +179,51 @@ class BikeFrame(Domain):
         x = torch.as_tensor(x)
         return self.space.check_batch(x.unsqueeze(0) if x.dim() == 1 else x)
 
+    def parameters_of(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoded designs ``[n, 37]`` -> the real parameters by name ``[n]`` (float64), after checking that
+        each row can describe a frame (positive lengths, diameters and walls; angles in (0, 180) degrees)."""
+        x = self._as_designs(x).to(torch.float64)
+        params = {name: x[:, j] for j, name in enumerate(self.space.names) if name != "Material"}
+        bad = check_parameters(params)
+        if bad:
+            row, reason = next(iter(sorted(bad.items())))
+            more = f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else ""
+            raise ValueError(f"frame {row} cannot be built: {reason}{more}")
+        return params
+
+    def geometry(self, x: torch.Tensor | pd.DataFrame | pd.Series | Mapping) -> pd.DataFrame:
+        """Rider-fit quantities (:data:`~.geometry.FIT`, metres) and check violations (:data:`~.geometry.CHECKS`,
+        metres, <= 0 passes) of designs, one row each, for this domain's ``build``; ``buildable`` is True when
+        every check passes."""
+        params = self.parameters_of(x)
+        pts = frame_points(params, self.build)
+        out = {**fit_quantities(params, pts, self.build), **frame_checks(params, pts, self.build)}
+        frame = pd.DataFrame({k: v.detach().cpu().numpy() for k, v in out.items()})
+        frame["buildable"] = (frame[list(CHECKS)] <= 0).all(axis=1)
+        return frame
+
     def evaluate(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Objectives and constraints by name, each ``[n]`` float64 on ``x``'s device (one batched call
-        of the structure model, and of the validity model when its constraint is on)."""
+        of the structure model, of the validity model when its constraint is on, and of the geometry).
+        A row that cannot describe a frame raises a ValueError naming it (the evaluation engine marks it
+        failed and scores the others)."""
+        params = self.parameters_of(x)
         x = self._as_designs(x)
         structure, validity = self._on(x.device)
         with torch.no_grad():
             props, spread = (t.to(torch.float64) for t in structure.predict(x))
             out = {name: props[:, j] for j, name in enumerate(STRUCTURAL)}
-            out["mass_spread"] = spread[:, 0] / props[:, 0].abs().clamp(min=1e-9)
+            for j, name in enumerate(STRUCTURAL):  # relative spread of the ensemble: the trust constraints
+                out[f"{name}_spread"] = spread[:, j] / props[:, j].abs().clamp(min=1e-9)
             if self._needs_validity:
                 out["validity"] = validity.predict(x)[0][:, 0].to(torch.float64)
         for sf in SAFETY_FACTORS:
             out[f"min_{sf}"] = out[sf]
+        if self.checks or self.fit:
+            pts = frame_points(params, self.build)
+            out.update(frame_checks(params, pts, self.build))
+            for name, value in fit_quantities(params, pts, self.build).items():
+                out[name] = out[f"min_{name}"] = value
         return out
 
     def predict(self, x: torch.Tensor | pd.DataFrame | pd.Series | Mapping) -> pd.DataFrame:
@@ -183,55 +250,59 @@ class BikeFrame(Domain):
     def describe(self) -> dict[str, Any]:
         spec = super().describe()
         spec["settings"] = {"safety_factor": self.safety_factor, "validity": self.validity,
-                            "bounds": self.bounds_mode}
+                            "bounds": self.bounds_mode, "build": self.build.to_spec(), "fit": self.fit}
         return spec
 
     # ---------------------------------------------------------------- drawing
     def render(self, x: torch.Tensor | pd.DataFrame, ax: Any = None, overlay: bool = False, wheels: bool = True,
-               labels: Sequence[str] | None = None, ncols: int = 4) -> Any:
-        """Side view of one or several frames, drawn to scale from their geometry (see :func:`frame_geometry`).
+               labels: Sequence[str] | None = None, ncols: int = 4,
+               ghost: torch.Tensor | pd.DataFrame | pd.Series | None = None) -> Any:
+        """Side view of one or several frames, drawn to scale from :func:`~.geometry.frame_points` (the
+        geometry the checks use) with this domain's wheels and fork.
 
-        Tubes are bars as wide as their outer diameter, coloured by material; wheels (0.34 m radius) and an
-        approximate fork are drawn in grey. Several frames are laid out in a grid of ``ncols`` columns, or
-        drawn on top of each other with ``overlay=True``. Returns the matplotlib Axes.
+        Tubes are bars as wide as their outer diameter, coloured by material; wheels, tyres and the fork in
+        grey. Several frames are laid out in a grid of ``ncols`` columns, or drawn on top of each other with
+        ``overlay=True``. ``ghost``: one design drawn faintly under each frame (e.g. the query a
+        counterfactual changed). Returns the matplotlib Axes.
         """
         import matplotlib.pyplot as plt
-        from matplotlib.collections import PolyCollection
-        from matplotlib.patches import Circle
 
-        x = self._as_designs(x)
-        frame = self.space.to_frame(x)
-        n = len(frame)
-        geo = frame_geometry(frame)
+        params = self.parameters_of(x)
+        n = len(params["Stack"])
+        materials = self.space.to_frame(self._as_designs(x))["Material"].tolist()
+        pts = {k: v.cpu().numpy() for k, v in frame_points(params, self.build).items()}
+        od = {t: params[f"{t.upper()} OD"].cpu().numpy() for t in ("cs", "ss", "st", "dt", "tt", "ht", "bb")}
+        od["ssb"], od["csb"] = params["SSB OD"].abs().cpu().numpy(), params["CSB OD"].abs().cpu().numpy()
+        show = {"ssb": params["SSB_Include"].cpu().numpy() >= 0.5, "csb": params["CSB_Include"].cpu().numpy() >= 0.5}
+        ghost_pts = None
+        if ghost is not None:
+            gp = self.parameters_of(ghost)
+            ghost_pts = {k: v[0].cpu().numpy() for k, v in frame_points(gp, self.build).items()}
+            ghost_od = {t: float(gp[f"{t.upper()} OD"][0]) for t in ("cs", "ss", "st", "dt", "tt", "ht")}
         cols = max(1, min(ncols, n))
         rows = 1 if overlay else math.ceil(n / cols)
         if ax is None:
             size = (6.0, 4.0) if overlay or n == 1 else (3.2 * cols, 2.2 * rows)
             _, ax = plt.subplots(figsize=size)
-        dx, dy = 2.0, 1.45  # grid pitch in metres
+        radius = self.build.radius
+        dx, dy = 2.2, 2 * radius + 0.85  # grid pitch in metres
         colours = {"Steel": "#3b6ea5", "Aluminum": "#8c8c8c", "Titanium": "#b07d2b"}
         cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
         for i in range(n):
-            ox, oy = (0.0, 0.0) if overlay else ((i % cols) * dx, -(i // cols) * dy)
-            colour = cycle[i % len(cycle)] if overlay and n > 1 else colours.get(frame["Material"].iloc[i], "C0")
+            origin = np.zeros(2) if overlay else np.array([(i % cols) * dx, -(i // cols) * dy])
+            colour = cycle[i % len(cycle)] if overlay and n > 1 else colours.get(materials[i], "C0")
             alpha = 0.55 if overlay and n > 1 else 0.95
-            pts = {k: v[i] + (ox, oy) for k, v in geo["points"].items()}
-            if wheels:
-                for centre in (pts["rear_axle"], pts["front_axle"]):
-                    ax.add_patch(Circle(centre, WHEEL_RADIUS, fill=False, lw=1.0, color="0.7", zorder=1))
-                    ax.add_patch(Circle(centre, 0.02, color="0.6", zorder=1))
-                ax.plot(*np.stack([pts["ht_bottom"], pts["front_axle"]]).T, color="0.55", lw=2.0, zorder=2,
-                        solid_capstyle="round")
-            polys = [_bar(pts[a], pts[b], geo["od"][t][i]) for t, (a, b) in TUBE_ENDS.items() if geo["show"][t][i]]
-            ax.add_collection(PolyCollection(polys, facecolors=colour, edgecolors="black", linewidths=0.4,
-                                             alpha=alpha, zorder=3))
-            ax.add_patch(Circle(pts["bb"], max(geo["od"]["bb"][i], 0.01) / 2, facecolor=colour, edgecolor="black",
-                                lw=0.4, alpha=alpha, zorder=4))
+            p = {k: v[i] + origin for k, v in pts.items()}
+            if ghost_pts is not None:
+                g = {k: v + origin for k, v in ghost_pts.items()}
+                _draw_frame(ax, g, ghost_od, {}, "0.75", 0.5, radius, wheels, ghost=True)
+            widths = {t: od[t][i] for t in od}
+            shown = {t: bool(show[t][i]) for t in show}
+            _draw_frame(ax, p, widths, shown, colour, alpha, radius, wheels)
             if not overlay or n == 1:
-                material = frame["Material"].iloc[i]
-                text = labels[i] if labels is not None else (f"#{i} {material}" if n > 1 else material)
-                bottom = min(pts["rear_axle"][1], pts["front_axle"][1]) - (WHEEL_RADIUS if wheels else 0.0)
-                ax.text(ox + 0.1, bottom - 0.04, text, ha="center", va="top", fontsize=8)
+                text = labels[i] if labels is not None else (f"#{i} {materials[i]}" if n > 1 else materials[i])
+                bottom = min(p["rear_axle"][1], p["front_axle"][1]) - (radius if wheels else 0.0)
+                ax.text(origin[0] + 0.1, bottom - 0.04, text, ha="center", va="top", fontsize=8)
         if overlay and n > 1 and labels is not None:
             for i, text in enumerate(labels):
                 ax.plot([], [], color=cycle[i % len(cycle)], lw=4, label=text)
@@ -242,72 +313,29 @@ class BikeFrame(Domain):
         return ax
 
 
-WHEEL_RADIUS = 0.34  # m, a 700c / 29" wheel with tyre; the data holds no wheel size
-FORK_OFFSET = 0.045  # m, fork rake used to place the front axle
-# tube -> (start point, end point) in frame_geometry's points
-TUBE_ENDS = {"cs": ("bb", "rear_axle"), "ss": ("rear_axle", "ss_top"), "st": ("bb", "st_top"), "dt": ("bb", "dt_top"),
-             "tt": ("tt_rear", "tt_front"), "ht": ("ht_top", "ht_bottom"), "ssb": ("ssb_a", "ssb_b"),
-             "csb": ("csb_a", "csb_b")}
+def _draw_frame(ax: Any, p: dict[str, np.ndarray], od: dict[str, float], shown: dict[str, bool], colour: Any,
+                alpha: float, radius: float, wheels: bool, ghost: bool = False) -> None:
+    """One frame's wheels, fork, tubes and bottom bracket at points ``p`` (metres)."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.patches import Circle
 
-
-def frame_geometry(frame: pd.DataFrame) -> dict[str, Any]:
-    """Key points ``[n, 2]`` (metres; bottom bracket at the origin, x forward, y up) and tube diameters.
-
-    A documented approximation of BikeCAD's construction, from the parameter names:
-      - rear axle: ``CS Length`` from the bottom bracket, ``BB Drop`` above it;
-      - seat tube: ``ST Length`` from the bottom bracket at ``ST Angle`` from horizontal, leaning back; the
-        top tube meets it ``ST UX`` below its top, the seat stays ``SS E`` below its top;
-      - head tube: its top is ``Stack`` above the bottom bracket, its axis at ``HT Angle``; it is
-        ``HT Length`` long, the top tube meets it ``HT UX`` below its top and the down tube ``HT LX``
-        above its bottom; its horizontal position makes the down tube ``DT Length`` long;
-      - bridges (when included): short bars across the stays ``SSB Offset`` / ``CSB Offset`` from the
-        rear axle (bridges are transverse, so the side view shows them as stubs);
-      - front axle (for the wheel and fork drawing only): at the rear axle's height, ``FORK_OFFSET``
-        ahead of the steering axis.
-    """
-    g = {c: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c != "Material"}
-    n = len(frame)
-    sta, hta = np.radians(g["ST Angle"]), np.radians(g["HT Angle"])
-    drop = g["BB Drop"]
-    cs = np.maximum(g["CS Length"], np.abs(drop) + 1e-3)
-    rear = np.stack([-np.sqrt(cs ** 2 - drop ** 2), drop], axis=1)
-    u_st = np.stack([-np.cos(sta), np.sin(sta)], axis=1)  # along the seat tube, up and back
-    d_ht = np.stack([np.cos(hta), -np.sin(hta)], axis=1)  # along the head tube, down and forward
-    st_len = g["ST Length"]
-    a = np.clip(g["HT Length"] - g["HT LX"], 0.0, None)  # head-tube top to down-tube junction
-    rise = g["Stack"] - a * np.sin(hta)
-    reach_dt = np.sqrt(np.clip(g["DT Length"] ** 2 - rise ** 2, 0.0, None))
-    ht_top = np.stack([reach_dt - a * np.cos(hta), g["Stack"]], axis=1)
-    pts = {
-        "bb": np.zeros((n, 2)),
-        "rear_axle": rear,
-        "st_top": st_len[:, None] * u_st,
-        "tt_rear": np.clip(st_len - g["ST UX"], 0.0, None)[:, None] * u_st,
-        "ss_top": np.clip(st_len - g["SS E"], 0.0, None)[:, None] * u_st,
-        "ht_top": ht_top,
-        "ht_bottom": ht_top + g["HT Length"][:, None] * d_ht,
-        "tt_front": ht_top + g["HT UX"][:, None] * d_ht,
-        "dt_top": ht_top + a[:, None] * d_ht,
-    }
-    # bridges: a stub across the stay, SSB / CSB Offset from the rear axle
-    bridges = (("ssb", "ss_top", g["SSB Offset"], g["SS OD"]), ("csb", "bb", g["CSB Offset"], g["CS OD"]))
-    for key, far, offset, od in bridges:
-        vec = pts[far] - rear
-        length = np.linalg.norm(vec, axis=1, keepdims=True).clip(1e-6)
-        unit = vec / length
-        centre = rear + np.minimum(offset[:, None], length) * unit
-        normal = np.stack([-unit[:, 1], unit[:, 0]], axis=1) * (0.6 * od[:, None] + 0.01)
-        pts[f"{key}_a"], pts[f"{key}_b"] = centre - normal, centre + normal
-    # front axle: on the rear axle's height, FORK_OFFSET ahead of the steering axis
-    hb = pts["ht_bottom"]
-    s = (hb[:, 1] + FORK_OFFSET * np.cos(hta) - rear[:, 1]) / np.sin(hta).clip(1e-3)
-    pts["front_axle"] = hb + s[:, None] * d_ht + FORK_OFFSET * np.stack([np.sin(hta), np.cos(hta)], axis=1)
-    od = {"cs": g["CS OD"], "ss": g["SS OD"], "st": g["ST OD"], "dt": g["DT OD"], "tt": g["TT OD"], "ht": g["HT OD"],
-          "ssb": np.abs(g["SSB OD"]), "csb": np.abs(g["CSB OD"]), "bb": g["BB OD"]}
-    show = {t: np.ones(n, dtype=bool) for t in TUBE_ENDS}
-    show["ssb"] = g["SSB_Include"] >= 0.5
-    show["csb"] = g["CSB_Include"] >= 0.5
-    return {"points": pts, "od": {k: np.clip(v, 0.002, None) for k, v in od.items()}, "show": show}
+    if wheels:
+        for centre in (p["rear_axle"], p["front_axle"]):
+            ax.add_patch(Circle(centre, radius, fill=False, lw=0.8 if ghost else 1.0, color="0.8" if ghost else "0.6",
+                                ls="--" if ghost else "-", zorder=1))
+            if not ghost:
+                ax.add_patch(Circle(centre, radius - 0.028, fill=False, lw=0.5, color="0.75", zorder=1))  # rim
+                ax.add_patch(Circle(centre, 0.02, color="0.6", zorder=1))
+        ax.plot(*np.stack([p["fork_crown"], p["front_axle"]]).T, color="0.8" if ghost else "0.55",
+                lw=1.0 if ghost else 2.0, zorder=2, solid_capstyle="round")
+    tubes = [t for t in TUBE_ENDS if t in od and shown.get(t, t not in ("ssb", "csb"))]
+    polys = [_bar(p[TUBE_ENDS[t][0]], p[TUBE_ENDS[t][1]], max(od[t], 0.002)) for t in tubes]
+    ax.add_collection(PolyCollection(polys, facecolors="none" if ghost else colour,
+                                     edgecolors=colour if ghost else "black", linewidths=0.5 if ghost else 0.4,
+                                     alpha=alpha, zorder=0 if ghost else 3))
+    if not ghost:
+        ax.add_patch(Circle(p["bb"], max(od["bb"], 0.01) / 2, facecolor=colour, edgecolor="black", lw=0.4,
+                            alpha=alpha, zorder=4))
 
 
 def _bar(p: np.ndarray, q: np.ndarray, width: float) -> np.ndarray:

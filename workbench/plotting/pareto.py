@@ -179,7 +179,8 @@ def _is_3d(ax: Any) -> bool:
 
 # --------------------------------------------------------------------------- plot_pareto
 def plot_pareto(results: Any, objectives: Sequence[Any] | None = None, ax: Any = None, show_dominated: bool = True,
-                front: Any = None, title: str | None = None, *, labels: Sequence[str] | None = None) -> Any:
+                front: Any = None, title: str | None = None, *, labels: Sequence[str] | None = None,
+                zoom: str = "feasible") -> Any:
     """Scatter of the evaluated designs in 2 or 3 objectives, with the feasible non-dominated ones highlighted.
 
     ``results``: a StudyResults, a Study, or a list (or ``{label: study}`` dict) of them to compare, e.g.
@@ -187,8 +188,12 @@ def plot_pareto(results: Any, objectives: Sequence[Any] | None = None, ax: Any =
     ``objectives``: names of the 2 or 3 objectives to draw (default all, when there are 2 or 3); the
     highlighted points are those non-dominated in the objectives drawn. ``front``: a known true front
     ``[m, k]`` in the user's directions, drawn as a thin black line (2D) or small black points (3D).
-    ``show_dominated=False`` leaves out dominated and infeasible designs. Returns the Axes (3D for 3 objectives).
+    ``show_dominated=False`` leaves out dominated and infeasible designs. ``zoom="feasible"`` (2D) scales the
+    axes to the feasible designs, so that far infeasible ones (drawn faintly) do not squash the front;
+    ``"all"`` shows every design. Returns the Axes (3D for 3 objectives).
     """
+    if zoom not in ("feasible", "all"):
+        raise ValueError(f"zoom must be 'feasible' or 'all', got {zoom!r}")
     items, names, multi = as_results_list(results, labels)
     first = items[0]
     chosen = pick_objectives(first, objectives, max_k=3)
@@ -205,15 +210,17 @@ def plot_pareto(results: Any, objectives: Sequence[Any] | None = None, ax: Any =
     elif not three and _is_3d(ax):
         raise ValueError("2 objectives need a 2D axes, got a 3D one")
 
+    feasible_points = []
     for s, (res, label) in enumerate(zip(items, names)):
         idx = [[o.name for o in res.objectives].index(n) for n in chosen_names]
         grp = groups(res, idx)
+        feasible_points.append(grp.values[grp.pareto | grp.dominated])
         color = f"C{s}" if multi else PARETO_COLOR
         if show_dominated:
             dom_color = color if multi else DOMINATED_COLOR
             dom_alpha = 0.25 if multi else 0.6
             _scatter(ax, grp.values[grp.infeasible], gid="infeasible", s=14, marker="x", color=INFEASIBLE_COLOR,
-                     linewidths=0.9, label=None if multi and s else "infeasible", zorder=1)
+                     linewidths=0.9, alpha=0.35, label=None if multi and s else "infeasible", zorder=1)
             _scatter(ax, grp.values[grp.dominated], gid="dominated", s=10, color=dom_color, alpha=dom_alpha,
                      linewidths=0, label=f"{label} dominated" if multi else "dominated", zorder=2)
         pts = grp.values[grp.pareto]
@@ -232,9 +239,16 @@ def plot_pareto(results: Any, objectives: Sequence[Any] | None = None, ax: Any =
                      zorder=0)
         else:
             arr = arr[np.argsort(arr[:, 0], kind="stable")]
+            feasible_points.append(arr)  # the zoom keeps the true front in view
             (line,) = ax.plot(arr[:, 0], arr[:, 1], color=FRONT_COLOR, linewidth=0.9, label="true front", zorder=5)
             line.set_gid("front")
 
+    feasible = np.concatenate(feasible_points) if feasible_points else np.empty((0, len(chosen)))
+    if zoom == "feasible" and not three and len(feasible) >= 2:
+        lo, hi = feasible.min(axis=0), feasible.max(axis=0)
+        pad = np.where(hi > lo, 0.06 * (hi - lo), np.maximum(np.abs(hi) * 0.05, 1e-9))
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
     ax.set_xlabel(axis_label(objs[0]))
     ax.set_ylabel(axis_label(objs[1]))
     if three:
