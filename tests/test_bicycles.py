@@ -260,6 +260,11 @@ def test_a_shortened_frame_fails_wheel_overlap_and_bad_parameters_fail_rows():
     bad.iloc[2, bad.columns.get_loc("HT Angle")] = 190.0
     with pytest.raises(ValueError, match="frame 0 cannot be built: ST Thickness must be positive"):
         dom.geometry(bad.iloc[[1]])
+    with pytest.raises(ValueError, match=r"frame 1 cannot be built: HT Angle must be in \(0, 180\) degrees"):
+        dom.predict(bad.iloc[[0, 2]])
+    loose = BikeFrame(bounds={"ST Thickness": (-0.01, 0.02)})  # a space that admits the bad value
+    ev = wb.Evaluator(loose, device="cpu")(torch.as_tensor(loose.space.from_frame(bad.iloc[:2])))
+    assert ev.ok.tolist() == [True, False] and "ST Thickness must be positive" in ev.errors[1]
     ev = wb.Evaluator(dom, device="cpu")(torch.as_tensor(dom.space.from_frame(bad)))
     assert ev.ok.tolist() == [True, False, False]
     assert "'ST Thickness' = -0.001 is outside" in ev.errors[1] and "'HT Angle' = 190" in ev.errors[2]

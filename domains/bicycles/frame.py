@@ -228,7 +228,9 @@ class BikeFrame(Domain):
 
     def predict(self, x: torch.Tensor | pd.DataFrame | pd.Series | Mapping) -> pd.DataFrame:
         """All 7 predicted properties (ensemble means) and ``<name>_std`` (spread over the members) of
-        designs given as a tensor ``[n, 37]`` or as readable rows (e.g. rows of :meth:`dataset`)."""
+        designs given as a tensor ``[n, 37]`` or as readable rows (e.g. rows of :meth:`dataset`); a row that
+        cannot describe a frame is a ValueError naming it."""
+        self.parameters_of(x)
         x = self._as_designs(x)
         structure, validity = self._on(x.device)
         with torch.no_grad():
