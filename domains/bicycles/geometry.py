@@ -183,7 +183,7 @@ def fit_quantities(params: Mapping[str, torch.Tensor], pts: Mapping[str, torch.T
             "fork_length": (pts["front_axle"] - pts["fork_crown"]).norm(dim=1)}
 
 
-#: the buildability checks, each a violation in metres (<= 0: passes)
+#: the buildability checks, each a violation in metres (<= 0: passes); CHECK_DOC says what each asks
 CHECKS = ("wheel_overlap", "front_wheel_down_tube", "rear_wheel_seat_tube", "rear_wheel_bottom_bracket",
           "chain_stay_reach", "seat_stay_reach", "seat_tube_junctions", "head_tube_junctions", "down_tube_reach",
           "top_tube_direction", "wall_thickness", "bb_ground_clearance")
@@ -228,8 +228,3 @@ def frame_checks(params: Mapping[str, torch.Tensor], pts: Mapping[str, torch.Ten
         "bb_ground_clearance": build.crank + build.ground - (r - params["BB Drop"]),
     }
 
-
-def columns(frame_tensor: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """Encoded designs ``[n, d]`` -> parameter columns by name (float64, same device)."""
-    x = frame_tensor.to(torch.float64)
-    return {name: x[:, j] for j, name in enumerate(names)}
