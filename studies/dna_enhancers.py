@@ -31,6 +31,7 @@ import workbench as wb  # noqa: E402
 from domains.dna import CELL_TYPES, DNAEnhancer, metrics  # noqa: E402
 from domains.dna.prior import load_prior  # noqa: E402
 from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: E402
+from workbench.tables import markdown, mean_over_seeds  # noqa: E402
 
 SCALES = {
     # the paper-sized run (GPU): 128 reverse steps, 20 SVDD candidates, best-of-21 (equal denoiser calls)
@@ -129,26 +130,11 @@ def score_studies(campaign: wb.Campaign, device: str) -> pd.DataFrame:
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean (and std over seeds) per method, in the order the methods were given."""
-    numeric = rows.drop(columns=["seed"])
-    mean = numeric.groupby("method", sort=False).mean()
-    std = numeric.groupby("method", sort=False).std().fillna(0.0)
-    shown = mean.copy().astype(object)
-    for col in ["reward_oracle_median", "pred_activity", "atac_acc", "kmer_corr", "jaspar_corr", "app_log_lik",
-                "diversity"]:
-        shown[col] = [f"{a:.3f} ± {b:.3f}" for a, b in zip(mean[col], std[col])]
-    for col in ["denoiser_sequences", "reward_sequences"]:
-        shown[col] = [f"{int(v):,}" for v in mean[col]]
-    shown["seconds"] = [f"{v:.1f}" for v in mean["seconds"]]
-    shown["sequences_per_second"] = [f"{v:.1f}" for v in mean["sequences_per_second"]]
-    shown["reward_time_share"] = [f"{100 * v:.0f}%" for v in mean["reward_time_share"]]
-    return shown.reset_index()
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub table of ``frame`` (for docs)."""
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    return mean_over_seeds(rows.drop(columns=["seed"]), "method",
+                           plus_minus=["reward_oracle_median", "pred_activity", "atac_acc", "kmer_corr", "jaspar_corr",
+                                       "app_log_lik", "diversity"],
+                           counts=["denoiser_sequences", "reward_sequences"],
+                           tenths=["seconds", "sequences_per_second"], percents=["reward_time_share"])
 
 
 def plot_naturalness(designs: pd.DataFrame, path: Path) -> None:

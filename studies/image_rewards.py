@@ -35,6 +35,7 @@ from domains.images import MNISTDigits, jpeg_bytes, load_classifier, reference_f
 from domains.images.metrics import classify, diversity, frechet_distance  # noqa: E402
 from domains.images.prior import load_prior  # noqa: E402
 from optimizers.guidance import DPS, DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: E402
+from workbench.tables import markdown, mean_over_seeds  # noqa: E402
 
 TARGET = 3
 SCALES = {
@@ -166,29 +167,14 @@ def score(campaign: wb.Campaign, device: str) -> tuple[pd.DataFrame, dict[str, t
 def table(rows: pd.DataFrame, task: str) -> pd.DataFrame:
     """Mean ± std over seeds per method of one task, in the SVDD paper's form plus our metrics."""
     rows = rows[rows.method.str.startswith(task + "/")].assign(method=lambda f: f.method.str.split("/").str[1])
-    numeric = rows.drop(columns=["study", "seed"])
-    mean = numeric.groupby("method", sort=False).mean()
-    std = numeric.groupby("method", sort=False).std().fillna(0.0)
-    seeds = rows.groupby("method", sort=False).size()
-    shown = pd.DataFrame(index=mean.index)
-    shown["seeds"] = seeds
     metric_cols = ["reward_median", "reward_top10", "fid", "diversity", "bits_per_dim"]
     if task == "digit":
         metric_cols.insert(2, "accuracy")
-    for col in metric_cols:
-        shown[col] = [f"{a:.3f} ± {b:.3f}" for a, b in zip(mean[col], std[col])]
-    for col in ["denoiser_images", "reward_images"]:
-        shown[col] = [f"{int(v):,}" for v in mean[col]]
-    shown["seconds"] = [f"{v:.1f}" for v in mean["seconds"]]
-    shown["images_per_second"] = [f"{v:.1f}" for v in mean["images_per_second"]]
-    shown["reward_time_share"] = [f"{100 * v:.0f}%" for v in mean["reward_time_share"]]
-    return shown.reset_index()
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    counts, tenths = ["denoiser_images", "reward_images"], ["seconds", "images_per_second"]
+    shown = mean_over_seeds(rows.drop(columns=["study", "seed"]), "method", plus_minus=metric_cols, counts=counts,
+                            tenths=tenths, percents=["reward_time_share"])
+    shown.insert(1, "seeds", rows.groupby("method", sort=False).size().to_numpy())
+    return shown[["method", "seeds", *metric_cols, *counts, *tenths, "reward_time_share"]]
 
 
 def plot_grid(rows: pd.DataFrame, images: dict[str, torch.Tensor], path: Path, per_method: int = 8) -> None:

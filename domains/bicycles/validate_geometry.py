@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.tables import markdown
+
 from .data import load_biked, load_validity
 from .geometry import CHECKS, WHEELS, Build, check_parameters, frame_checks, frame_points
 
@@ -66,20 +68,17 @@ def biked_table() -> tuple[pd.DataFrame, int, int]:
     return per_check, len(bikes), len(bad)
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.1%}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines)
+def _cell(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, float) else str(value)
 
 
 def main() -> None:
     per_check, wheels = framed_table()
-    print("FRAMED validity data, 700c road wheels:\n" + markdown(per_check))
-    print("\nFRAMED validity data, pass rates by wheel:\n" + markdown(wheels))
+    print("FRAMED validity data, 700c road wheels:\n" + markdown(per_check, _cell))
+    print("\nFRAMED validity data, pass rates by wheel:\n" + markdown(wheels, _cell))
     biked, checked, unusable = biked_table()
     print(f"\nBIKED designs with their own wheels ({checked} checked, {unusable} whose parameters describe no "
-          f"frame):\n" + markdown(biked))
+          f"frame):\n" + markdown(biked, _cell))
 
 
 if __name__ == "__main__":
