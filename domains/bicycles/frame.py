@@ -207,8 +207,8 @@ class BikeFrame(Domain):
         of the structure model, of the validity model when its constraint is on, and of the geometry).
         A row that cannot describe a frame raises a ValueError naming it (the evaluation engine marks it
         failed and scores the others)."""
-        params = self.parameters_of(x)
         x = self._as_designs(x)
+        params = self.parameters_of(x)
         structure, validity = self._on(x.device)
         with torch.no_grad():
             props, spread = (t.to(torch.float64) for t in structure.predict(x))
@@ -230,8 +230,8 @@ class BikeFrame(Domain):
         """All 7 predicted properties (ensemble means) and ``<name>_std`` (spread over the members) of
         designs given as a tensor ``[n, 37]`` or as readable rows (e.g. rows of :meth:`dataset`); a row that
         cannot describe a frame is a ValueError naming it."""
-        self.parameters_of(x)
         x = self._as_designs(x)
+        self.parameters_of(x)
         structure, validity = self._on(x.device)
         with torch.no_grad():
             sm, ss = structure.predict(x)
@@ -269,9 +269,10 @@ class BikeFrame(Domain):
         """
         import matplotlib.pyplot as plt
 
+        x = self._as_designs(x)
         params = self.parameters_of(x)
         n = len(params["Stack"])
-        materials = self.space.to_frame(self._as_designs(x))["Material"].tolist()
+        materials = self.space.to_frame(x)["Material"].tolist()
         pts = {k: v.cpu().numpy() for k, v in frame_points(params, self.build).items()}
         od = {t: params[f"{t.upper()} OD"].cpu().numpy() for t in ("cs", "ss", "st", "dt", "tt", "ht", "bb")}
         od["ssb"], od["csb"] = params["SSB OD"].abs().cpu().numpy(), params["CSB OD"].abs().cpu().numpy()

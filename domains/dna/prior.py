@@ -26,7 +26,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
                           "dropout": 0.0},
              "train": {"steps": 300, "batch_size": 64, "lr": 3e-3, "warmup": 50, "ema": 0.99, "eval_every": 300}},
 }
-_CACHE: dict[tuple[str, str], MaskedDiffusion] = {}
 
 
 def _check(config: str) -> str:
@@ -48,11 +47,5 @@ def new_prior(config: str) -> MaskedDiffusion:
 
 def load_prior(config: str = "full", device: str | torch.device = "cpu") -> MaskedDiffusion:
     """The shipped prior of configuration ``config`` on ``device`` (cached per process)."""
-    path = checkpoint_path(config)
-    if not path.exists():
-        raise FileNotFoundError(f"prior checkpoint {path} is missing; train it with "
-                                f"`python -m domains.dna.train_prior --config {config}`")
-    key = (config, str(device))
-    if key not in _CACHE:
-        _CACHE[key] = MaskedDiffusion.load(path, device)
-    return _CACHE[key]
+    return MaskedDiffusion.load_shipped(checkpoint_path(config), device,
+                                        f"python -m domains.dna.train_prior --config {config}")

@@ -32,7 +32,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
              "train": {"steps": 6000, "batch_size": 256, "lr": 1e-3, "warmup": 300, "ema": 0.999,
                        "eval_every": 2000}},
 }
-_CACHE: dict[tuple[str, str], GaussianDiffusion] = {}
 
 
 def _check(config: str) -> str:
@@ -55,11 +54,5 @@ def new_prior(config: str) -> GaussianDiffusion:
 
 def load_prior(config: str = "full", device: str | torch.device = "cpu") -> GaussianDiffusion:
     """The shipped prior of configuration ``config`` on ``device`` (cached per process)."""
-    path = checkpoint_path(config)
-    if not path.exists():
-        raise FileNotFoundError(f"prior checkpoint {path} is missing; train it with "
-                                f"`python -m domains.images.train_prior --config {config}`")
-    key = (config, str(device))
-    if key not in _CACHE:
-        _CACHE[key] = GaussianDiffusion.load(path, device)
-    return _CACHE[key]
+    return GaussianDiffusion.load_shipped(checkpoint_path(config), device,
+                                          f"python -m domains.images.train_prior --config {config}")

@@ -11,6 +11,8 @@ from torch import nn
 
 from .denoisers import build_denoiser
 
+_SHIPPED: dict[tuple, DiffusionModel] = {}  # DiffusionModel.load_shipped's models, per (class, file, device)
+
 
 class DiffusionModel(nn.Module):
     """A prior made of a ``denoiser`` network and a JSON ``config()``; subclasses set ``checkpoint_format``
@@ -48,6 +50,18 @@ class DiffusionModel(nn.Module):
         """Write the config and weights (a state dict; no pickled code)."""
         torch.save({"format": self.checkpoint_format, "config": self.config(), "meta": meta or {},
                     "state_dict": {k: v.detach().cpu() for k, v in self.denoiser.state_dict().items()}}, path)
+
+    @classmethod
+    def load_shipped(cls, path: str | Path, device: str | torch.device, train_command: str) -> DiffusionModel:
+        """A checkpoint that ships with a domain, loaded once per (file, device) and process and shared by its
+        callers (do not modify it); a missing file is a FileNotFoundError naming ``train_command``."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"prior checkpoint {path} is missing; train it with `{train_command}`")
+        key = (cls, str(path), str(device))
+        if key not in _SHIPPED:
+            _SHIPPED[key] = cls.load(path, device)
+        return _SHIPPED[key]
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> DiffusionModel:
