@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ class DiffusionModel(nn.Module):
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def bits_per_dim(self, x0: torch.Tensor, samples: int = 32, generator: torch.Generator | None = None,
+                     batch_size: int = 1024) -> torch.Tensor:
+        """Negative ELBO per design in bits per dimension (per token of a sequence) ``[B]``."""
+        dims = math.prod(self.shape)
+        return -self.log_likelihood(x0, samples, generator, batch_size) / (dims * math.log(2.0))
 
     @classmethod
     def from_config(cls, denoiser: nn.Module, config: dict[str, Any]) -> DiffusionModel:

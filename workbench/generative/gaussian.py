@@ -109,10 +109,6 @@ class GaussianDiffusion(DiffusionModel):
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
-    @property
-    def dims(self) -> int:
-        return math.prod(self._shape)
-
     def check_space(self, space: Any) -> None:
         if tuple(space.shape) != self._shape:
             raise ValueError(f"the prior generates designs of shape {list(self._shape)}; the space's are "
@@ -390,11 +386,6 @@ class GaussianDiffusion(DiffusionModel):
                 cond = None if condition is None else condition[start:start + batch_size]
                 total[start:start + batch_size] += self._nelbo(chunk, u, generator, cond)
         return -total / samples
-
-    def bits_per_dim(self, x0: torch.Tensor, samples: int = 32, generator: torch.Generator | None = None,
-                     batch_size: int = 1024) -> torch.Tensor:
-        """Negative ELBO per design in bits per dimension ``[B]``."""
-        return -self.log_likelihood(x0, samples, generator, batch_size) / (self.dims * math.log(2.0))
 
     validation_unit = "bits/dim"
 

@@ -10,7 +10,6 @@ an ELBO log-likelihood (naturalness). It implements :class:`~workbench.generativ
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,11 +291,6 @@ class MaskedDiffusion(DiffusionModel):
         generator = torch.Generator(device=self.device).manual_seed(seed)
         ll = self.log_likelihood(data.to(self.device), samples=samples, generator=generator, batch_size=batch_size)
         return float(-ll.mean()) / self.length
-
-    def bits_per_dim(self, x0: torch.Tensor, samples: int = 32, generator: torch.Generator | None = None,
-                     batch_size: int = 1024) -> torch.Tensor:
-        """Negative ELBO per sequence in bits per token ``[B]``."""
-        return -self.log_likelihood(x0, samples, generator, batch_size) / (self.length * math.log(2.0))
 
     @torch.no_grad()
     def log_likelihood(self, x0: torch.Tensor, samples: int = 32, generator: torch.Generator | None = None,
