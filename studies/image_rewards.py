@@ -18,6 +18,7 @@ table_digit.md, studies.csv, grid.png, front.png}.
 """
 
 import argparse
+import functools
 import math
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from domains.images import MNISTDigits, jpeg_bytes, load_classifier, reference_features  # noqa: E402
+from domains.images import MNISTDigits, jpeg_bytes, load_classifier, load_mnist, reference_features  # noqa: E402
 from domains.images.metrics import classify, diversity, frechet_distance  # noqa: E402
 from domains.images.prior import load_prior  # noqa: E402
 from optimizers.guidance import DPS, DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: E402
@@ -42,25 +43,32 @@ SCALES = {
     # the paper-sized run (GPU): 50 ancestral steps, 10 SVDD candidates, best-of-11 (equal denoiser calls)
     "gpu": {"prior": "full", "resolution": 28, "n": 256, "steps": 50, "candidates": 10, "rollouts": 1024,
             "value_epochs": 8, "drakes_iterations": 40, "drakes_batch": 64, "truncate": 5, "drakes_lr": 3e-4,
-            "front_n": 128},
+            "front_n": 128, "budget_iterations": 80, "check_batch": 256},
     # a CPU setting that still runs every method end to end
     "cpu": {"prior": "tiny", "resolution": 14, "n": 16, "steps": 12, "candidates": 4, "rollouts": 64,
             "value_epochs": 2, "drakes_iterations": 6, "drakes_batch": 8, "truncate": 3, "drakes_lr": 3e-4,
-            "front_n": 8},
+            "front_n": 8, "budget_iterations": 6, "check_batch": 32},
 }
-# per task: the reward's weight (compressibility in units of 100 bytes), SMC's alpha, DPS's step, DRAKES' KL weight
+# per task: the reward's weight (compressibility in units of 100 bytes), SMC's alpha, DPS's step, DRAKES' KL weight;
+# DRAKES with a naturalness budget: the measure ("fid": minus the FID analogue in the reward classifier's
+# features against its own training images, at most 2x the pretrained model's; "loglik": the prior's
+# ELBO, at most 15 % below), its starting KL weight, and the number of reparameterized last steps (the digit is
+# decided early)
 TASKS = {
     "compressibility": {"objectives": ("compressibility",), "weight": 0.01, "smc_alpha": 0.5, "dps_scale": 0.1,
-                        "kl_weight": 1e-3},
-    "digit": {"objectives": ("digit",), "weight": 1.0, "smc_alpha": 0.1, "dps_scale": 0.1, "kl_weight": 1e-3},
+                        "kl_weight": 1e-3, "naturalness": "fid", "budget": 1.0, "budget_kl": 1e-3, "budget_truncate": 5},
+    "digit": {"objectives": ("digit",), "weight": 1.0, "smc_alpha": 0.1, "dps_scale": 0.1, "kl_weight": 1e-3,
+              "naturalness": "loglik", "budget": 0.15, "budget_kl": 1e-4, "budget_truncate": 15},
 }
-METHOD_NAMES = ("pretrained", "best_of_n", "smc", "dps", "svdd_pm", "svdd_mc", "drakes", "drakes_no_kl")
+METHOD_NAMES = ("pretrained", "best_of_n", "smc", "dps", "dps_small", "svdd_pm", "svdd_mc", "drakes", "drakes_budget",
+                "drakes_no_kl")
+DEFAULT_METHODS = ("pretrained", "best_of_n", "smc", "dps", "svdd_pm", "svdd_mc", "drakes_budget", "drakes_no_kl")
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--scale", choices=sorted(SCALES), default="gpu" if torch.cuda.is_available() else "cpu")
 parser.add_argument("--seeds", type=int, default=3)
 parser.add_argument("--tasks", default="compressibility,digit")
-parser.add_argument("--methods", default=",".join(METHOD_NAMES))
+parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"any of {','.join(METHOD_NAMES)}")
 parser.add_argument("--front", action="store_true", help="also trace compressibility against the digit over weights")
 parser.add_argument("--kl-sweep", default="", help="extra DRAKES studies (first seed) at these KL weights, e.g. 3e-4,1e-2")
 parser.add_argument("--workers", type=int, default=1, help="studies at once for the seeds after the first")
@@ -76,20 +84,36 @@ if unknown:
     raise SystemExit(f"unknown methods or tasks {unknown}; methods: {METHOD_NAMES}, tasks: {sorted(TASKS)}")
 
 
+@functools.lru_cache(maxsize=1)
+def fid_naturalness(device: str) -> callable:
+    """Minus the FID analogue of images in the reward classifier's features against 10,000 of its own training
+    images (the held-out classifier and the test images stay out of the optimization)."""
+    reward_classifier = load_classifier("reward", cfg["resolution"], device)
+    real, _ = load_mnist("train_a", cfg["resolution"])
+    reference = classify(reward_classifier, real[:10_000].to(device))[1]
+    return lambda x: -frechet_distance(classify(reward_classifier, x.float())[1], reference)
+
+
 def methods(task: str, kl_weight: float | None = None) -> dict:
     """The samplers of one task, with the task's reward scale."""
     t = TASKS[task]
     common = {"steps": steps, "batch_size": n, "weights": [t["weight"]]}
     drakes = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"], "truncate": cfg["truncate"],
               "lr": cfg["drakes_lr"], "kl_samples": 4, **common}
+    naturalness = fid_naturalness(str(wb.resolve_device("auto"))) if t["naturalness"] == "fid" else None
+    truncate = max(cfg["truncate"], round(t["budget_truncate"] * steps / 50))  # the same share of the steps
+    budgeted = {**drakes, "iterations": cfg["budget_iterations"], "truncate": truncate,
+                "budget": t["budget"], "naturalness": naturalness, "check_batch": cfg["check_batch"]}
     return {"pretrained": Pretrained(**common),
             "best_of_n": BestOfN(n_samples=m + 1, **common),
             "smc": SMC(alpha=t["smc_alpha"], **common),
             "dps": DPS(scale=t["dps_scale"], **common),
+            "dps_small": DPS(scale=t["dps_scale"] / 3, **common),
             "svdd_pm": SVDD(n_candidates=m, value="pm", **common),
             "svdd_mc": SVDD(n_candidates=m, value="mc", rollouts=cfg["rollouts"], value_epochs=cfg["value_epochs"],
                             **common),
             "drakes": DRAKES(kl_weight=t["kl_weight"] if kl_weight is None else kl_weight, **drakes),
+            "drakes_budget": DRAKES(kl_weight=t["budget_kl"], **budgeted),
             "drakes_no_kl": DRAKES(kl_weight=0.0, **drakes)}
 
 
@@ -115,7 +139,8 @@ sweep = wb.Campaign(f"image-rewards-{args.scale}-kl", storage=storage)
 for kl in (float(w) for w in args.kl_sweep.split(",") if w):
     for task in tasks:
         sweep.add(domain(task), methods(task, kl)["drakes"], seed=0, budget=n, label=f"{task}/drakes_kl{kl:g}")
-WEIGHTS = [(1.0, 0.0), (0.75, 0.25), (0.5, 0.5), (0.25, 0.75), (0.0, 1.0)]
+WEIGHTS = [(1.0, 0.0), (0.75, 0.25), (0.5, 0.5), (0.25, 0.75), (0.15, 0.85), (0.1, 0.9), (0.05, 0.95), (0.02, 0.98),
+           (0.0, 1.0)]
 front = wb.Campaign(f"image-front-{args.scale}", storage=f"sqlite:///{out}/images.db")
 for w in WEIGHTS:  # compressibility in 100s of bytes against the digit probability
     front.add(MNISTDigits(objectives=("compressibility", "digit"), target=TARGET, resolution=cfg["resolution"],

@@ -36,12 +36,10 @@ def run(domain, optimizer, tmp_path, seed=0, budget=N, name=None):
 
 
 def kmer_profile(sequences, k: int = 3) -> torch.Tensor:
-    """Frequencies of the 4^k k-mers over a list of ACGT strings ``[4^k]``."""
-    index = {c: i for i, c in enumerate("ACGT")}
-    counts = torch.zeros(4 ** k)
-    for seq in sequences:
-        for i in range(len(seq) - k + 1):
-            counts[sum(index[c] * 4 ** j for j, c in enumerate(seq[i:i + k]))] += 1
+    """Frequencies of the 4^k k-mers over a list of ACGT strings or token rows ``[n, L]`` -> ``[4^k]``."""
+    x = sequences if isinstance(sequences, torch.Tensor) else PlantedMotif().space.encode(list(sequences))
+    index = sum(x[:, j:x.shape[1] - k + 1 + j].long() * 4 ** j for j in range(k))
+    counts = torch.bincount(index.flatten(), minlength=4 ** k).float()
     return counts / counts.sum()
 
 
@@ -117,6 +115,31 @@ def test_drakes_fine_tunes_toward_the_reward_and_the_kl_keeps_it_near_the_prior(
     assert slimmed.counters() == c
     with sqlite3.connect(tmp_path / "slim.db") as db:
         assert all("tuned" not in unpack(blob) for (blob,) in db.execute("SELECT state FROM snapshots"))
+
+
+def test_drakes_naturalness_budget_holds_where_free_fine_tuning_breaks_it(motif, tmp_path):
+    data = kmer_profile(motif.dataset()["sequence"])
+
+    def kmer_naturalness(x: torch.Tensor) -> float:
+        """Minus the L1 distance of the designs' 3-mer profile to the data's (higher = more natural)."""
+        return -float((kmer_profile(x.cpu()) - data).abs().sum())
+
+    common = {"iterations": 20, "train_batch": 16, "truncate": 6, "steps": STEPS, "lr": 1e-3, "temperature": 0.5,
+              "batch_size": N, "check_every": 5, "check_batch": 64}
+    base = -kmer_naturalness(motif.space.encode(run(motif, Pretrained(steps=STEPS, batch_size=N), tmp_path,
+                                                    name="base").results()["sequence"].tolist()))
+    free_study = run(motif, DRAKES(kl_weight=0.0, **common), tmp_path, name="free")
+    guarded_opt = DRAKES(kl_weight=1e-2, budget=1.0, naturalness=kmer_naturalness, **common)
+    guarded_study = run(motif, guarded_opt, tmp_path, name="guarded")
+    free, guarded = (-kmer_naturalness(motif.space.encode(s.results()["sequence"].tolist()))
+                     for s in (free_study, guarded_study))
+    assert free > 3 * base  # unguarded, motif repeats take over the 3-mer make-up
+    assert guarded < 2.5 * base  # budget: at most twice the pretrained distance on the check batch (plus noise)
+    checks = guarded_opt.checks
+    assert [c["iteration"] for c in checks] == [5, 10, 15, 20]
+    assert any(not c["within"] for c in checks) and guarded_opt.kl_weight > 1e-2  # a broken check raised the KL
+    assert mean_count(guarded_study) > mean_count(run(motif, Pretrained(steps=STEPS, batch_size=N), tmp_path,
+                                                      name="base")) + 0.1  # and some reward gain is kept
 
 
 def test_weight_vectors_trade_objectives(tmp_path):

@@ -4,7 +4,8 @@ Gaussian one), with a KL penalty to the pretrained model so that designs stay na
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -36,8 +37,18 @@ class DRAKES(PriorSampler):
     def __init__(self, iterations: int = 200, train_batch: int = 32, truncate: int = 50, kl_weight: float = 1e-3,
                  temperature: float = 1.0, lr: float = 1e-4, kl_samples: int = 8, steps: int = 128,
                  weights: Sequence[float] | None = None, scalarization: str = "sum", batch_size: int = 64,
-                 condition: int | Sequence[int] | None = None, partial: Partial | None = None) -> None:
+                 condition: int | Sequence[int] | None = None, partial: Partial | None = None,
+                 budget: float | None = None, naturalness: Callable[[torch.Tensor], Any] | None = None,
+                 check_every: int = 10, check_batch: int = 128, check_samples: int = 8, kl_growth: float = 2.0) -> None:
         super().__init__(steps, weights, scalarization, batch_size, condition, partial)
+        if budget is not None and not budget >= 0:
+            raise ValueError(f"budget is a relative drop in naturalness >= 0 (or None for no budget), got {budget}")
+        if check_every < 1 or check_batch < 2 or check_samples < 1 or kl_growth < 1:
+            raise ValueError("need check_every >= 1, check_batch >= 2, check_samples >= 1 and kl_growth >= 1")
+        self.budget = None if budget is None else float(budget)
+        self.naturalness = naturalness
+        self.check_every, self.check_batch = int(check_every), int(check_batch)
+        self.check_samples, self.kl_growth = int(check_samples), float(kl_growth)
         if iterations < 0 or train_batch < 1 or not 1 <= truncate <= steps:
             raise ValueError(f"need iterations >= 0, train_batch >= 1 and 1 <= truncate <= steps; got "
                              f"{iterations}, {train_batch}, {truncate} (steps {steps})")
@@ -57,6 +68,7 @@ class DRAKES(PriorSampler):
             raise ValueError("DRAKES needs a differentiable reward: the domain must implement evaluate_soft()")
         self.tuned = None
         self.history: list[dict[str, float]] = []
+        self.checks: list[dict[str, Any]] = []
 
     # -------------------------------------------------------------- training
     def _iteration(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
@@ -102,13 +114,50 @@ class DRAKES(PriorSampler):
             p.requires_grad_(True)
         self.tuned.eval()  # no dropout: the trajectory and its gradient come from the same network
         optimizer = torch.optim.Adam(self.tuned.parameters(), lr=self.lr)
+        if self.budget is not None:
+            self._baseline = self._naturalness(self.prior)
+            self._kept = copy.deepcopy(self.tuned.denoiser.state_dict())
         with torch.enable_grad():
-            for _ in range(self.iterations):
+            for i in range(self.iterations):
                 self.history.append(self._iteration(optimizer))
+                if self.budget is not None and ((i + 1) % self.check_every == 0 or i + 1 == self.iterations):
+                    if not self._check(i + 1):
+                        optimizer = torch.optim.Adam(self.tuned.parameters(), lr=self.lr)
+        if self.budget is not None:
+            self.tuned.denoiser.load_state_dict(self._kept)
         for p in self.tuned.parameters():
             p.requires_grad_(False)
         self._sync_counts(self.prior, self.tuned)
         return self.history
+
+    # ------------------------------------------------------ naturalness budget
+    @torch.no_grad()
+    def _naturalness(self, model: Any) -> torch.Tensor:
+        """Naturalness values ``[k]`` of ``check_batch`` designs sampled from ``model``."""
+        x = model.sample(self.check_batch, self.steps, self.generator, condition=self._condition(self.check_batch),
+                         partial=self.partial)
+        if self.naturalness is None:
+            value = self.prior.log_likelihood(x, samples=self.check_samples, generator=self.generator).mean()
+        else:
+            value = self.naturalness(x)
+        value = torch.as_tensor(value, dtype=torch.float64).detach().cpu().reshape(-1)
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"the naturalness measure returned non-finite values {value.tolist()}")
+        return value
+
+    def _check(self, iteration: int) -> bool:
+        """Measure the tuned model; keep its weights if within the budget, else roll back and raise the KL weight."""
+        value = self._naturalness(self.tuned)
+        drop = (self._baseline - value) / self._baseline.abs().clamp_min(1e-12)
+        within = bool((drop <= self.budget).all())
+        self.checks.append({"iteration": iteration, "value": value.tolist(), "baseline": self._baseline.tolist(),
+                            "drop": drop.tolist(), "within": within, "kl_weight": self.kl_weight})
+        if within:
+            self._kept = copy.deepcopy(self.tuned.denoiser.state_dict())
+        else:
+            self.tuned.denoiser.load_state_dict(self._kept)
+            self.kl_weight *= self.kl_growth
+        return within
 
     # --------------------------------------------------------------- sampling
     def ask(self, n: int) -> torch.Tensor:
@@ -125,6 +174,8 @@ class DRAKES(PriorSampler):
         if self.tuned is not None:
             state["tuned"] = {k: v.detach().cpu() for k, v in self.tuned.denoiser.state_dict().items()}
             state["history"] = {key: [h[key] for h in self.history] for key in ("reward", "kl", "loss")}
+            state["checks"] = list(self.checks)
+            state["kl_weight"] = self.kl_weight
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -136,3 +187,5 @@ class DRAKES(PriorSampler):
             self._sync_counts(self.tuned)
             h = state["history"]
             self.history = [dict(zip(("reward", "kl", "loss"), row)) for row in zip(h["reward"], h["kl"], h["loss"])]
+            self.checks = list(state.get("checks", []))
+            self.kl_weight = float(state.get("kl_weight", self.kl_weight))
