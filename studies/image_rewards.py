@@ -18,7 +18,6 @@ table_digit.md, studies.csv, grid.png, front.png}.
 """
 
 import argparse
-import functools
 import math
 import time
 from pathlib import Path
@@ -84,14 +83,22 @@ if unknown:
     raise SystemExit(f"unknown methods or tasks {unknown}; methods: {METHOD_NAMES}, tasks: {sorted(TASKS)}")
 
 
-@functools.lru_cache(maxsize=1)
-def fid_naturalness(device: str) -> callable:
+class FIDNaturalness:
     """Minus the FID analogue of images in the reward classifier's features against 10,000 of its own training
     images (the held-out classifier and the test images stay out of the optimization)."""
-    reward_classifier = load_classifier("reward", cfg["resolution"], device)
-    real, _ = load_mnist("train_a", cfg["resolution"])
-    reference = classify(reward_classifier, real[:10_000].to(device))[1]
-    return lambda x: -frechet_distance(classify(reward_classifier, x.float())[1], reference)
+
+    def __init__(self) -> None:
+        self.reference = None
+
+    def __repr__(self) -> str:  # recorded with the study's parameters: stable across processes
+        return f"FIDNaturalness(reward classifier, train_a[:10000], {cfg['resolution']} px)"
+
+    def __call__(self, x: torch.Tensor) -> float:
+        classifier = load_classifier("reward", cfg["resolution"], x.device)
+        if self.reference is None:
+            real, _ = load_mnist("train_a", cfg["resolution"])
+            self.reference = classify(classifier, real[:10_000].to(x.device))[1]
+        return -frechet_distance(classify(classifier, x.float())[1], self.reference)
 
 
 def methods(task: str, kl_weight: float | None = None) -> dict:
@@ -100,7 +107,7 @@ def methods(task: str, kl_weight: float | None = None) -> dict:
     common = {"steps": steps, "batch_size": n, "weights": [t["weight"]]}
     drakes = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"], "truncate": cfg["truncate"],
               "lr": cfg["drakes_lr"], "kl_samples": 4, **common}
-    naturalness = fid_naturalness(str(wb.resolve_device("auto"))) if t["naturalness"] == "fid" else None
+    naturalness = FIDNaturalness() if t["naturalness"] == "fid" else None
     truncate = max(cfg["truncate"], round(t["budget_truncate"] * steps / 50))  # the same share of the steps
     budgeted = {**drakes, "iterations": cfg["budget_iterations"], "truncate": truncate,
                 "budget": t["budget"], "naturalness": naturalness, "check_batch": cfg["check_batch"]}

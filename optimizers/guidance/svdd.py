@@ -64,8 +64,13 @@ class SVDD(PriorSampler):
         return v.double() * self._scale + self._shift
 
     def _new_value_network(self) -> torch.nn.Module:
+        """A fresh value network whose initial weights come from the sampler's generator (same seed, same net)."""
         example = self.prior.features(self.prior.initial(1, torch.Generator(self.device).manual_seed(0)))
-        return build_value_network(example, sequence=self.prior.kind == "masked").to(self.device)
+        seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator, device=self.generator.device))
+        with torch.random.fork_rng(devices=[]):  # the CPU generator that nn.Module initialization draws from
+            torch.manual_seed(seed)
+            net = build_value_network(example, sequence=self.prior.kind == "masked")
+        return net.to(self.device)
 
     def _train_value_network(self) -> None:
         """Roll out the prior, score the final sequences, regress v(x_t, t) on those rewards."""
