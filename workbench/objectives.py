@@ -9,7 +9,7 @@ violation ``g`` with ``g <= 0`` feasible.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +85,12 @@ def _coerce(items: Sequence[Any], cls: type, what: str) -> list[Any]:
     return out
 
 
-def as_objectives(items: Sequence[Objective | str | tuple]) -> list[Objective]:
-    """Accept Objective objects, bare names (minimized) or (name, direction) tuples."""
+def as_objectives(items: Sequence[Objective | str | tuple], default: str = "minimize",
+                  directions: Mapping[str, str] | None = None) -> list[Objective]:
+    """Accept Objective objects, bare names or (name, direction) tuples. A bare name takes its direction from
+    ``directions`` (a domain's natural directions) or else ``default``."""
+    directions = directions or {}
+    items = [(item, directions.get(item, default)) if isinstance(item, str) else item for item in items]
     out = _coerce(items, Objective, "objective")
     if not out:
         raise ValueError("at least one objective is required")

@@ -21,7 +21,7 @@ import torch
 
 from workbench.domain import Domain
 from workbench.generative import MaskedDiffusion
-from workbench.objectives import Objective
+from workbench.objectives import Objective, as_objectives
 from workbench.spaces import SequenceSpace
 
 from .data import ALPHABET, CELL_TYPES, LENGTH, decode, encode, load_dhs, one_hot
@@ -41,16 +41,6 @@ def dna_space() -> SequenceSpace:
     return SequenceSpace(list(ALPHABET), LENGTH)
 
 
-def _as_objective(item: str | tuple | Objective) -> Objective:
-    if isinstance(item, Objective):
-        return item
-    if isinstance(item, str):
-        return Objective(item, "maximize")
-    if isinstance(item, tuple):
-        return Objective(*item)
-    raise TypeError(f"an objective is a name, a (name, direction) tuple or an Objective; got {item!r}")
-
-
 class DNAEnhancer(Domain):
     """Cell-type-specific enhancers: ``SequenceSpace(list("ACGT"), 200)`` designs, see the module docstring.
 
@@ -64,7 +54,7 @@ class DNAEnhancer(Domain):
                  device: str | torch.device | None = None, prior: str = "full") -> None:
         if isinstance(objectives, str):
             objectives = (objectives,)
-        objs = [_as_objective(o) for o in objectives]
+        objs = as_objectives(objectives, default="maximize")
         bad = [o.name for o in objs if not (o.name in OBJECTIVES or o.name.startswith("motif:"))]
         if bad:
             raise ValueError(f"unknown objectives {bad}; choose from {list(OBJECTIVES)}")

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from workbench.domain import Domain
-from workbench.objectives import Objective
+from workbench.objectives import Objective, as_objectives
 from workbench.spaces import TensorSpace
 
 from .classifier import ROLES, DigitClassifier, load_classifier
@@ -44,16 +44,6 @@ def image_space(resolution: int = 28) -> TensorSpace:
     return TensorSpace((1, r, r), 0.0, 1.0, levels=256)
 
 
-def _as_objective(item: str | tuple | Objective) -> Objective:
-    if isinstance(item, Objective):
-        return item
-    if isinstance(item, str):
-        return Objective(item, OBJECTIVES.get(item, "maximize"))
-    if isinstance(item, tuple):
-        return Objective(*item)
-    raise TypeError(f"an objective is a name, a (name, direction) tuple or an Objective; got {item!r}")
-
-
 class MNISTDigits(Domain):
     """Digit images ``TensorSpace((1, R, R), 0, 1)``; see the module docstring for the objectives.
 
@@ -69,7 +59,7 @@ class MNISTDigits(Domain):
                  device: str | torch.device | None = None) -> None:
         if isinstance(objectives, str):
             objectives = (objectives,)
-        objs = [_as_objective(o) for o in objectives]
+        objs = as_objectives(objectives, default="maximize", directions=OBJECTIVES)
         bad = [o.name for o in objs if o.name not in OBJECTIVES]
         if bad:
             raise ValueError(f"unknown objectives {bad}; choose from {list(OBJECTIVES)}")

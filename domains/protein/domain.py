@@ -21,7 +21,7 @@ import torch
 
 from workbench.domain import Domain
 from workbench.generative import MaskedDiffusion, Partial
-from workbench.objectives import Objective
+from workbench.objectives import Objective, as_objectives
 from workbench.spaces import SequenceSpace
 
 from .mpnn import CHECKPOINTS, weights_file
@@ -35,16 +35,6 @@ OBJECTIVES = {"fold_fit": "maximize", "instability": "minimize", "gravy": "minim
 ORACLES = {"reward": "soluble_v_48_020", "heldout": "ca_v_48_020"}
 #: the instability index below which a protein is predicted stable (Guruprasad et al., 1990)
 STABLE_BELOW = 40.0
-
-
-def _as_objective(item: str | tuple | Objective) -> Objective:
-    if isinstance(item, Objective):
-        return item
-    if isinstance(item, str):
-        return Objective(item, OBJECTIVES.get(item, "maximize"))
-    if isinstance(item, tuple):
-        return Objective(*item)
-    raise TypeError(f"an objective is a name, a (name, direction) tuple or an Objective; got {item!r}")
 
 
 def _check_checkpoint(name: str, role: str) -> str:
@@ -71,7 +61,7 @@ class ProteinDesign(Domain):
                  reward_checkpoint: str = ORACLES["reward"], heldout_checkpoint: str = ORACLES["heldout"]) -> None:
         if isinstance(objectives, str):
             objectives = (objectives,)
-        objs = [_as_objective(o) for o in objectives]
+        objs = as_objectives(objectives, default="maximize", directions=OBJECTIVES)
         bad = [o.name for o in objs if o.name not in OBJECTIVES]
         if bad:
             raise ValueError(f"unknown objectives {bad}; choose from {list(OBJECTIVES)}")
