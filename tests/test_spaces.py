@@ -70,6 +70,26 @@ def test_sequence_space_encode_decode_and_errors():
     assert torch.equal(space.decode_rows(space.encode_rows(s)), s)
 
 
+def test_a_stored_sequence_with_a_token_outside_the_alphabet_still_opens(tmp_path):
+    """A design that failed as invalid is stored; reading the study back must show it, not raise."""
+    class Fixed(wb.Optimizer):
+        """Asks for one valid design and one with token ids outside the alphabet."""
+
+        def ask(self, n: int) -> torch.Tensor:
+            return torch.tensor([[0, 1, 2, 3], [0, 9, 2, -1]])
+
+        def tell(self, x, evaluation) -> None:
+            pass
+
+    space = wb.SequenceSpace("ACGT", length=4)
+    domain = wb.Domain.from_function(space, lambda x: (x == 0).sum(1).double(), ["a_count"])
+    study = wb.Study(domain, Fixed(), storage=f"sqlite:///{tmp_path}/s.db", name="s", device="cpu")
+    study.run(2, batch_size=2, progress=False)
+    frame = wb.Study.load(f"sqlite:///{tmp_path}/s.db", "s").frame()
+    assert frame["sequence"].tolist() == ["ACGT", "A?G?"]
+    assert "token index 9" in frame["error"].iloc[1]
+
+
 def test_storage_encoding_round_trip(mixed_domain):
     space = mixed_domain.space
     x = space.sample(7, torch.Generator().manual_seed(3))

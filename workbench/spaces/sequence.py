@@ -76,9 +76,11 @@ class SequenceSpace(Space):
         return bad
 
     def decode(self, x: torch.Tensor) -> list[str]:
-        """Token rows ``[n, length]`` -> strings."""
-        table = np.asarray(self.alphabet + [""], dtype=object)
-        arr = x.detach().cpu().numpy()
+        """Token rows ``[n, length]`` -> strings; an id outside the alphabet reads "?" (a stored failed row
+        still shows)."""
+        table = np.asarray(self.alphabet + ["", "?"], dtype=object)
+        arr = x.detach().cpu().numpy().astype(np.int64)
+        arr = np.where((arr < 0) | (arr > self.pad_index), self.pad_index + 1, arr)
         return [self.separator.join(table[row]) if self.separator else "".join(table[row]) for row in arr]
 
     def encode(self, sequences: Iterable[str] | str) -> torch.Tensor:
