@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
 from workbench.generative import train_prior
+from workbench.generative.training import steps_that_fit
 
 from .data import load_mnist
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -22,23 +22,9 @@ from .prior import CONFIGS, checkpoint_path, new_prior
 
 def steps_in(seconds: float, config: str, device: str, batch_size: int) -> int:
     """How many training steps of ``config`` fit in ``seconds`` on ``device`` (timed on a throwaway model)."""
-    model = new_prior(config).to(device)
     r = CONFIGS[config]["resolution"]
-    x = torch.rand(batch_size, 1, r, r, device=device)
-    labels = torch.randint(0, 10, (batch_size,), device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
-    for _ in range(12):
-        started = time.perf_counter()
-        loss = model.training_loss(x, None, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    per_step = sorted(times[2:])[len(times[2:]) // 2]
-    return max(100, int(seconds / (per_step * 1.08)))  # 8% for EMA updates and validation
+    return steps_that_fit(seconds, new_prior(config).to(device), torch.rand(batch_size, 1, r, r, device=device),
+                          torch.randint(0, 10, (batch_size,), device=device), overhead=0.08)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
 from workbench.generative import train_prior
+from workbench.generative.training import steps_that_fit
 
 from .data import TOKEN_FILE, read_token_file
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -28,21 +28,7 @@ from .vocab import alphabet
 
 def steps_in(seconds: float, config: str, device: str, batch_size: int, data: torch.Tensor) -> int:
     """How many training steps of ``config`` fit in ``seconds`` on ``device`` (timed on a throwaway model)."""
-    model = new_prior(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batch = data[:batch_size].to(device)
-    times = []
-    for _ in range(12):
-        started = time.perf_counter()
-        loss = model.training_loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    per_step = sorted(times[2:])[len(times[2:]) // 2]
-    return max(100, int(seconds / (per_step * 1.1)))  # 10% for EMA updates and validation
+    return steps_that_fit(seconds, new_prior(config).to(device), data[:batch_size].to(device))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,6 +50,26 @@ class EMA:
         module.load_state_dict(state)
 
 
+def steps_that_fit(seconds: float, model: torch.nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None,
+                   overhead: float = 0.1) -> int:
+    """How many training steps on batches like ``batch`` fit in ``seconds`` (at least 100), timed on ``model``
+    (a throwaway copy: its weights change) with the median of 10 steps after 2 of warm-up, plus ``overhead``
+    for EMA updates and validation. Lets a training run be sized to a lent GPU's time."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for _ in range(12):
+        started = time.perf_counter()
+        loss = model.training_loss(batch, None, labels) if labels is not None else model.training_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if batch.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    per_step = sorted(times[2:])[len(times[2:]) // 2]
+    return max(100, int(seconds / (per_step * (1.0 + overhead))))
+
+
 def train_prior(model: torch.nn.Module, train: torch.Tensor, valid: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, steps: int = 10_000, batch_size: int = 256, lr: float = 1e-3,
                 weight_decay: float = 0.01, warmup: int = 500, ema: float = 0.999, seed: int = 0,
