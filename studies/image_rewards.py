@@ -164,14 +164,7 @@ def score(campaign: wb.Campaign, device: str) -> tuple[pd.DataFrame, dict[str, t
                   "digit": reference_features(cfg["resolution"], device, digit=TARGET)}
     prior = load_prior(cfg["prior"], device)
     rows, images = [], {}
-    for name, entry in campaign.entries.items():
-        try:
-            stored = campaign.results(name)
-        except (KeyError, wb.StorageError):
-            stored = None
-        if stored is None or len(stored) < entry.budget:
-            print(f"skipping unfinished study {name} ({0 if stored is None else len(stored)} of {entry.budget})")
-            continue
+    for name, entry, stored in campaign.finished():
         x = stored.designs().float().to(device)
         logits, feats = classify(heldout, x)
         probability = logits.softmax(dim=1)[:, TARGET].double().cpu()

@@ -212,14 +212,7 @@ def score(campaign: wb.Campaign, device: str) -> tuple[pd.DataFrame, pd.DataFram
                       prior=cfg["prior"])
     prior = load_prior(cfg["prior"], device)
     rows, designs, tokens = [], [], {}
-    for name, entry in campaign.entries.items():
-        try:
-            stored = campaign.results(name)
-        except (KeyError, wb.StorageError):
-            stored = None
-        if stored is None or len(stored) < entry.budget:
-            print(f"skipping unfinished study {name} ({0 if stored is None else len(stored)} of {entry.budget})")
-            continue
+    for name, entry, stored in campaign.finished():
         task, method = entry.label.split("/")
         frame = stored.frame()
         ok = (frame["status"] == "ok").to_numpy()

@@ -209,14 +209,7 @@ def judge_of(backbone: str, device: str) -> tuple[ProteinDesign, float]:
 def score(campaign: wb.Campaign, device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Held-out metrics of every finished study: one row per study, and one row per design."""
     rows, designs = [], []
-    for name, entry in campaign.entries.items():
-        try:
-            stored = campaign.results(name)
-        except (KeyError, wb.StorageError):
-            stored = None
-        if stored is None or len(stored) < entry.budget:
-            print(f"skipping unfinished study {name} ({0 if stored is None else len(stored)} of {entry.budget})")
-            continue
+    for name, entry, stored in campaign.finished():
         backbone, method = entry.label.split("/")
         judge, native_fit = judge_of(backbone, device)
         x = stored.designs().to(device)

@@ -99,3 +99,16 @@ def test_eight_processes_write_one_database(tmp_path):
         assert list(frame.index) == list(range(300))
         workers |= set(frame["worker"])
     assert len(workers) >= 2  # really written by several processes
+
+
+def test_finished_yields_only_studies_that_hold_their_budget(tmp_path, zdt1_domain, capsys):
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    assert list(wb.Campaign("f", storage=url, device="cpu").finished()) == []  # no database yet: nothing, no error
+    camp = wb.Campaign("f", storage=url, device="cpu")
+    camp.add(zdt1_domain, RandomSearch(batch_size=10), seed=0, budget=30, label="done")
+    camp.add(zdt1_domain, RandomSearch(batch_size=10), seed=1, budget=30, label="short")
+    camp.study(list(camp.entries)[0]).run(30, progress=False)
+    camp.study(list(camp.entries)[1]).run(10, progress=False)
+    finished = list(camp.finished())
+    assert [entry.label for _, entry, _ in finished] == ["done"] and len(finished[0][2]) == 30
+    assert "skipping unfinished study f/zdt1-inline/short/seed1 (10 of 30)" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import inspect
 import os
 import runpy
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .domain import Domain
 from .optimizer import Optimizer
 from .results import StudyResults
-from .storage import open_storage
+from .storage import StorageError, open_storage
 from .study import Study
 
 WORKERS_ENV = "WORKBENCH_WORKERS"
@@ -138,6 +138,20 @@ class Campaign:
     # ---------------------------------------------------------------- analysis
     def results(self, name: str) -> StudyResults:
         return StudyResults.load(open_storage(self.storage_url, create=False), name)
+
+    def finished(self, report: bool = True) -> Iterator[tuple[str, Entry, StudyResults]]:
+        """``(name, entry, results)`` of every study that holds its whole budget, in the order they were added;
+        the others (not started, cut short, no database yet) are skipped, with a line each when ``report``."""
+        for name, entry in self.entries.items():
+            try:
+                stored = self.results(name)
+            except (KeyError, StorageError):
+                stored = None
+            if stored is None or len(stored) < entry.budget:
+                if report:
+                    print(f"skipping unfinished study {name} ({0 if stored is None else len(stored)} of {entry.budget})")
+                continue
+            yield name, entry, stored
 
     def _stored(self) -> list[tuple[Entry, StudyResults]]:
         storage = open_storage(self.storage_url, create=False)
