@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ class Checkpointed(nn.Module):
         model.eval()
         model.requires_grad_(False)
         return model
+
+
+def config_of(configs: Mapping[str, Any], config: str, what: str = "prior") -> Any:
+    """``configs[config]``; a ValueError naming the known configurations when there is no such one."""
+    if config not in configs:
+        raise ValueError(f"unknown {what} configuration {config!r}; choose from {sorted(configs)}")
+    return configs[config]
+
+
+def config_checkpoint(folder: Path, configs: Mapping[str, Any], config: str, prefix: str = "prior") -> Path:
+    """``folder / f"{prefix}_{config}.pt"``, the shipped checkpoint of a named configuration of ``configs``."""
+    config_of(configs, config, prefix)
+    return Path(folder) / f"{prefix}_{config}.pt"
 
 
 @lru_cache(maxsize=None)

@@ -85,10 +85,12 @@ def _coerce(items: Sequence[Any], cls: type, what: str) -> list[Any]:
     return out
 
 
-def as_objectives(items: Sequence[Objective | str | tuple], default: str = "minimize",
+def as_objectives(items: Sequence[Objective | str | tuple] | str, default: str = "minimize",
                   directions: Mapping[str, str] | None = None) -> list[Objective]:
-    """Accept Objective objects, bare names or (name, direction) tuples. A bare name takes its direction from
-    ``directions`` (a domain's natural directions) or else ``default``."""
+    """Accept Objective objects, bare names or (name, direction) tuples (or one bare name). A bare name takes its
+    direction from ``directions`` (a domain's natural directions) or else ``default``."""
+    if isinstance(items, str):
+        items = (items,)
     directions = directions or {}
     items = [(item, directions.get(item, default)) if isinstance(item, str) else item for item in items]
     out = _coerce(items, Objective, "objective")
@@ -97,9 +99,9 @@ def as_objectives(items: Sequence[Objective | str | tuple], default: str = "mini
     return out
 
 
-def as_constraints(items: Sequence[Constraint | str | tuple]) -> list[Constraint]:
-    """Accept Constraint objects, bare names (``<= 0``) or (name, bound[, sense]) tuples."""
-    return _coerce(items, Constraint, "constraint")
+def as_constraints(items: Sequence[Constraint | str | tuple] | str) -> list[Constraint]:
+    """Accept Constraint objects, bare names (``<= 0``) or (name, bound[, sense]) tuples (or one bare name)."""
+    return _coerce((items,) if isinstance(items, str) else items, Constraint, "constraint")
 
 
 def _check_unique(names: list[str], what: str) -> None:

@@ -52,8 +52,6 @@ class DNAEnhancer(Domain):
 
     def __init__(self, objectives: Sequence[str | tuple | Objective] | str = ("hepg2",), oracle: str = "reward",
                  device: str | torch.device | None = None, prior: str = "full") -> None:
-        if isinstance(objectives, str):
-            objectives = (objectives,)
         objs = as_objectives(objectives, default="maximize")
         bad = [o.name for o in objs if not (o.name in OBJECTIVES or o.name.startswith("motif:"))]
         if bad:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from workbench.generative import ConvDenoiser, MaskedDiffusion
+from workbench.checkpoints import config_checkpoint, config_of
 
 from .data import ALPHABET, LENGTH
 
@@ -28,20 +29,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _check(config: str) -> str:
-    if config not in CONFIGS:
-        raise ValueError(f"unknown prior configuration {config!r}; choose from {sorted(CONFIGS)}")
-    return config
-
-
 def checkpoint_path(config: str) -> Path:
-    return CHECKPOINT_DIR / f"prior_{_check(config)}.pt"
+    return config_checkpoint(CHECKPOINT_DIR, CONFIGS, config)
 
 
 def new_prior(config: str) -> MaskedDiffusion:
     """An untrained prior of configuration ``config``."""
-    _check(config)
-    denoiser = ConvDenoiser(len(ALPHABET), **CONFIGS[config]["denoiser"])
+    denoiser = ConvDenoiser(len(ALPHABET), **config_of(CONFIGS, config)["denoiser"])
     return MaskedDiffusion(denoiser, len(ALPHABET), LENGTH)
 
 

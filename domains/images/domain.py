@@ -57,8 +57,6 @@ class MNISTDigits(Domain):
     def __init__(self, objectives: Sequence[str | tuple | Objective] | str = ("compressibility",), target: int = 0,
                  oracle: str = "reward", resolution: int = 28, prior: str = "full",
                  device: str | torch.device | None = None) -> None:
-        if isinstance(objectives, str):
-            objectives = (objectives,)
         objs = as_objectives(objectives, default="maximize", directions=OBJECTIVES)
         bad = [o.name for o in objs if o.name not in OBJECTIVES]
         if bad:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from workbench.generative import GaussianDiffusion, UNet
+from workbench.checkpoints import config_checkpoint, config_of
 
 from .data import N_CLASSES
 
@@ -34,19 +35,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _check(config: str) -> str:
-    if config not in CONFIGS:
-        raise ValueError(f"unknown prior configuration {config!r}; choose from {sorted(CONFIGS)}")
-    return config
-
-
 def checkpoint_path(config: str) -> Path:
-    return CHECKPOINT_DIR / f"prior_{_check(config)}.pt"
+    return config_checkpoint(CHECKPOINT_DIR, CONFIGS, config)
 
 
 def new_prior(config: str) -> GaussianDiffusion:
     """An untrained prior of configuration ``config``."""
-    cfg = CONFIGS[_check(config)]
+    cfg = config_of(CONFIGS, config)
     r = cfg["resolution"]
     denoiser = UNet(channels=1, dims=2, num_classes=N_CLASSES, **cfg["denoiser"])
     return GaussianDiffusion(denoiser, (1, r, r), 0.0, 1.0, bins=BINS)

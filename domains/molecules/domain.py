@@ -57,9 +57,8 @@ class Molecules(Domain):
                  constraints: Sequence[str | tuple | Constraint] = ("pains", "brenk"), lead: str | None = None,
                  prior: str = "full", device: str | torch.device | None = None, workers: int | None = None,
                  pool_threshold: int = POOL_THRESHOLD, surrogate: str = "auto") -> None:
-        objs = as_objectives((objectives,) if isinstance(objectives, str) else objectives, directions=OBJECTIVES,
-                             default="maximize")
-        cons = as_constraints((constraints,) if isinstance(constraints, str) else constraints)
+        objs = as_objectives(objectives, directions=OBJECTIVES, default="maximize")
+        cons = as_constraints(constraints)
         bad = [o.name for o in objs if o.name not in OBJECTIVES]
         if bad:
             raise ValueError(f"unknown objectives {bad}; choose from {list(OBJECTIVES)}")

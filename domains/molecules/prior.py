@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from workbench.generative import ConvDenoiser, MaskedDiffusion
+from workbench.checkpoints import config_checkpoint, config_of
 
 from .vocab import alphabet, length
 
@@ -32,14 +33,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _check(config: str) -> str:
-    if config not in CONFIGS:
-        raise ValueError(f"unknown prior configuration {config!r}; choose from {sorted(CONFIGS)}")
-    return config
-
-
 def checkpoint_path(config: str) -> Path:
-    return CHECKPOINT_DIR / f"prior_{_check(config)}.pt"
+    return config_checkpoint(CHECKPOINT_DIR, CONFIGS, config)
 
 
 def vocab_size() -> int:
@@ -49,7 +44,7 @@ def vocab_size() -> int:
 
 def new_prior(config: str) -> MaskedDiffusion:
     """An untrained prior of configuration ``config``."""
-    denoiser = ConvDenoiser(vocab_size(), **CONFIGS[_check(config)]["denoiser"])
+    denoiser = ConvDenoiser(vocab_size(), **config_of(CONFIGS, config)["denoiser"])
     return MaskedDiffusion(denoiser, vocab_size(), length())
 
 

@@ -59,8 +59,6 @@ class ProteinDesign(Domain):
                  objectives: Sequence[str | tuple | Objective] | str = ("fold_fit",), oracle: str = "reward",
                  device: str | torch.device | None = None, orders: int = 4, prior_checkpoint: str = PRIOR_CHECKPOINT,
                  reward_checkpoint: str = ORACLES["reward"], heldout_checkpoint: str = ORACLES["heldout"]) -> None:
-        if isinstance(objectives, str):
-            objectives = (objectives,)
         objs = as_objectives(objectives, default="maximize", directions=OBJECTIVES)
         bad = [o.name for o in objs if o.name not in OBJECTIVES]
         if bad:
