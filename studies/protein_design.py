@@ -97,6 +97,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--scale", choices=sorted(SCALES), default="gpu" if torch.cuda.is_available() else "cpu")
 parser.add_argument("--backbones", default=None, help="comma-separated, e.g. 1A8O:A,4CUP:A,7CFN:N,1GBT:A")
 parser.add_argument("--seeds", type=int, default=None, help="default: 3 (gpu), 1 (cpu)")
+parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
 parser.add_argument("--methods", default=",".join(METHOD_NAMES))
 parser.add_argument("--workers", type=int, default=None,
                     help="studies at once for the seeds after the first and DRAKES (default: $WORKBENCH_WORKERS or 1)")
@@ -104,6 +105,9 @@ parser.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads (default: 1 for the cpu scale on a CPU, else torch's default)")
 parser.add_argument("--out", default="runs/protein_design")
 parser.add_argument("--score-only", action="store_true", help="score the finished studies without running more")
+parser.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                    help="tables and figure from the studies.csv and designs.csv of earlier runs (e.g. seeds run on "
+                         "other machines); a study in a later DIR replaces the same study in an earlier one")
 args, _ = parser.parse_known_args()
 cfg = SCALES[args.scale]
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
@@ -176,7 +180,7 @@ storage = f"sqlite:///{out}/protein.db"
 campaign = wb.Campaign(f"protein-design-{args.scale}", storage=storage)
 more = wb.Campaign(f"protein-design-{args.scale}-seeds", storage=storage)
 tuned = wb.Campaign(f"protein-design-{args.scale}-drakes", storage=storage)
-for seed in range(seeds):
+for seed in range(args.first_seed, args.first_seed + seeds):
     for backbone in backbones:
         domain = StableProteinDesign(backbone, device=DEVICE)
         samplers = methods(backbone)
@@ -313,19 +317,37 @@ def plot_designs(designs: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def merged_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-study rows and per-design rows of several runs' output folders; the last folder's version of a
+    study wins, and the natives are taken once."""
+    rows = pd.concat([pd.read_csv(f / "studies.csv") for f in folders], ignore_index=True)
+    rows = rows.drop_duplicates("study", keep="last")
+    designs = pd.concat([pd.read_csv(f / "designs.csv").assign(source=i) for i, f in enumerate(folders)],
+                        ignore_index=True)
+    source = designs.groupby(["backbone", "method", "seed"])["source"].transform("max")
+    designs = designs[designs["source"] == source].drop(columns="source")
+    designs = designs[(designs["method"] == "native") | designs.set_index(["backbone", "method", "seed"]).index.isin(
+        rows.set_index(["backbone", "method", "seed"]).index)]
+    natives = designs["method"] == "native"
+    return rows, pd.concat([designs[~natives], designs[natives].drop_duplicates("backbone")], ignore_index=True)
+
+
 if __name__ == "__main__":
     out.mkdir(parents=True, exist_ok=True)
     device = str(DEVICE)
     started = time.perf_counter()
-    if not args.score_only:  # in order of importance, so a run cut short keeps the most
+    if not (args.score_only or args.merge):  # in order of importance, so a run cut short keeps the most
         campaign.run(workers=1)
         print(f"first seed finished at {time.perf_counter() - started:.0f} s", flush=True)
         tuned.run(workers=args.workers)
         more.run(workers=args.workers)
         print(f"campaign finished at {time.perf_counter() - started:.0f} s", flush=True)
-    parts = [score(c, device) for c in (campaign, more, tuned)]
-    rows = pd.concat([p[0] for p in parts], ignore_index=True)
-    designs = pd.concat([p[1] for p in parts] + [natives(device)], ignore_index=True)
+    if args.merge:
+        rows, designs = merged_runs([Path(d) for d in args.merge])
+    else:
+        parts = [score(c, device) for c in (campaign, more, tuned)]
+        rows = pd.concat([p[0] for p in parts], ignore_index=True)
+        designs = pd.concat([p[1] for p in parts] + [natives(device)], ignore_index=True)
     if rows.empty:
         raise SystemExit(f"no finished study in {storage}")
     order = {mth: i for i, mth in enumerate(METHOD_NAMES)}

