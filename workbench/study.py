@@ -160,6 +160,10 @@ class Study:
         """One row per evaluated design (see :meth:`StudyResults.frame`)."""
         return self._results().frame()
 
+    def designs(self) -> torch.Tensor:
+        """Every evaluated design as one tensor ``[n, *space.shape]``, in evaluation order."""
+        return self._results().designs()
+
     def pareto_front(self) -> pd.DataFrame:
         """The feasible non-dominated rows of :meth:`results`."""
         return self._results().pareto_front()

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 
-from workbench.generative import Partial, Prior
+from workbench.generative import Correction, Partial, Prior
 from workbench.optimizer import Optimizer, Problem
 
 from .reward import Reward
 
-COUNTERS = ("denoiser_calls", "denoiser_sequences", "reward_calls", "reward_sequences", "reward_seconds")
+COUNTERS = ("denoiser_calls", "denoiser_sequences", "reward_calls", "reward_sequences", "reward_seconds",
+            "corrector_calls", "corrector_remasked")
+
+
+def correcting(model: Any, correction: Correction | None) -> AbstractContextManager:
+    """``model.correcting(correction)``, or nothing to do when there is no correction."""
+    return nullcontext() if correction is None else model.correcting(correction)
 
 
 class PriorSampler(Optimizer):
@@ -25,15 +32,18 @@ class PriorSampler(Optimizer):
     only that protocol. The reward is a scalarization of the study's objectives (``weights``,
     ``scalarization``; see :class:`Reward`). ``condition`` (a label, or labels cycled over the rows)
     is passed to the prior's denoiser; ``partial`` (a :class:`~workbench.generative.Partial`) fixes
-    part of every design (inpainting, infilling). Denoiser and reward calls are counted separately
-    and stored with the study; ``tell`` learns nothing (the stored evaluations are the final designs).
+    part of every design (inpainting, infilling). ``corrector`` (a
+    :class:`~workbench.generative.Correction`, masked priors only) re-masks the tokens a trained corrector
+    finds implausible at chosen times, for the prior to regenerate (Layout-Corrector). Denoiser, corrector and
+    reward calls are counted separately and stored with the study; ``tell`` learns nothing (the stored
+    evaluations are the final designs).
     """
 
     name = "prior"
 
     def __init__(self, steps: int = 128, weights: Sequence[float] | None = None, scalarization: str = "sum",
                  batch_size: int = 64, condition: int | Sequence[int] | None = None,
-                 partial: Partial | None = None) -> None:
+                 partial: Partial | None = None, corrector: Correction | None = None) -> None:
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if batch_size < 1:
@@ -50,7 +60,10 @@ class PriorSampler(Optimizer):
             self.condition = [int(c) for c in condition]
             if not self.condition:
                 raise ValueError("condition must be a label or a non-empty list of labels")
+        if corrector is not None and not isinstance(corrector, Correction):
+            raise TypeError(f"corrector must be a workbench.generative.Correction, got {type(corrector).__name__}")
         self.partial = partial
+        self.corrector = corrector
 
     @property
     def default_batch_size(self) -> int:
@@ -65,6 +78,9 @@ class PriorSampler(Optimizer):
             raise TypeError(f"the domain's prior() returned a {type(prior).__name__}, which does not implement "
                             "workbench.generative.Prior")
         prior.check_space(problem.space)
+        if self.corrector is not None and getattr(prior, "kind", None) != "masked":
+            raise ValueError(f"a corrector re-masks tokens: it needs a masked-diffusion prior, not a "
+                             f"{type(prior).__name__}")
         if self.partial is not None:
             self._check_partial(problem)
         self.prior = prior.to(problem.device).eval()
@@ -108,6 +124,11 @@ class PriorSampler(Optimizer):
         self.counts["reward_sequences"] += self.reward.sequences - sequences
         self.counts["reward_seconds"] += self.reward.seconds - seconds
         self._seen[self.reward] = (self.reward.calls, self.reward.sequences, self.reward.seconds)
+        if self.corrector is not None:
+            calls, remasked = self._seen.get(self.corrector.model, (0, 0))
+            self.counts["corrector_calls"] += self.corrector.model.calls - calls
+            self.counts["corrector_remasked"] += self.corrector.remasked - remasked
+            self._seen[self.corrector.model] = (self.corrector.model.calls, self.corrector.remasked)
 
     def counters(self) -> dict[str, float]:
         return dict(self.counts)
@@ -120,10 +141,10 @@ class PriorSampler(Optimizer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.counts = {k: (float if k == "reward_seconds" else int)(state["counts"][k]) for k in COUNTERS}
+        self.counts = {k: (float if k == "reward_seconds" else int)(state["counts"].get(k, 0)) for k in COUNTERS}
 
     def ask(self, n: int) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), correcting(self.prior, self.corrector):
             x = self.generate(n)
         self._sync_counts()
         return x

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from workbench.generative import Partial
+from workbench.generative import Correction, Partial
 from workbench.generative.protocol import expand_condition
 
 from .base import PriorSampler
@@ -22,8 +22,8 @@ class BestOfN(PriorSampler):
 
     def __init__(self, n_samples: int = 21, steps: int = 128, weights: Sequence[float] | None = None,
                  scalarization: str = "sum", batch_size: int = 64, condition: int | Sequence[int] | None = None,
-                 partial: Partial | None = None) -> None:
-        super().__init__(steps, weights, scalarization, batch_size, condition, partial)
+                 partial: Partial | None = None, corrector: Correction | None = None) -> None:
+        super().__init__(steps, weights, scalarization, batch_size, condition, partial, corrector)
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         self.n_samples = int(n_samples)

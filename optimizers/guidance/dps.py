@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from workbench.generative import Partial
+from workbench.generative import Correction, Partial
 from workbench.optimizer import Problem
 
 from .base import PriorSampler
@@ -27,8 +27,8 @@ class DPS(PriorSampler):
 
     def __init__(self, scale: float = 0.1, steps: int = 128, weights: Sequence[float] | None = None,
                  scalarization: str = "sum", batch_size: int = 64, condition: int | Sequence[int] | None = None,
-                 partial: Partial | None = None) -> None:
-        super().__init__(steps, weights, scalarization, batch_size, condition, partial)
+                 partial: Partial | None = None, corrector: Correction | None = None) -> None:
+        super().__init__(steps, weights, scalarization, batch_size, condition, partial, corrector)
         if scale < 0:
             raise ValueError(f"scale must be >= 0, got {scale}")
         self.scale = float(scale)

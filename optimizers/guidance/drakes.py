@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from workbench.generative import Partial
+from workbench.generative import Correction, Partial
 from workbench.optimizer import Problem
 
-from .base import PriorSampler
+from .base import PriorSampler, correcting
 
 
 class DRAKES(PriorSampler):
@@ -38,9 +38,10 @@ class DRAKES(PriorSampler):
                  temperature: float = 1.0, lr: float = 1e-4, kl_samples: int = 8, steps: int = 128,
                  weights: Sequence[float] | None = None, scalarization: str = "sum", batch_size: int = 64,
                  condition: int | Sequence[int] | None = None, partial: Partial | None = None,
+                 corrector: Correction | None = None,
                  budget: float | None = None, naturalness: Callable[[torch.Tensor], Any] | None = None,
                  check_every: int = 10, check_batch: int = 128, check_samples: int = 8, kl_growth: float = 2.0) -> None:
-        super().__init__(steps, weights, scalarization, batch_size, condition, partial)
+        super().__init__(steps, weights, scalarization, batch_size, condition, partial, corrector)
         if budget is not None and not budget >= 0:
             raise ValueError(f"budget is a relative drop in naturalness >= 0 (or None for no budget), got {budget}")
         if check_every < 1 or check_batch < 2 or check_samples < 1 or kl_growth < 1:
@@ -163,7 +164,7 @@ class DRAKES(PriorSampler):
     def ask(self, n: int) -> torch.Tensor:
         if self.tuned is None:
             self.finetune()
-        with torch.no_grad():
+        with torch.no_grad(), correcting(self.tuned, self.corrector):
             x = self.tuned.sample(n, self.steps, self.generator, condition=self._condition(n), partial=self.partial)
         self._sync_counts(self.tuned)
         return x

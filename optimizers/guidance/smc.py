@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from workbench.generative import Partial
+from workbench.generative import Correction, Partial
 
 from .base import PriorSampler
 
@@ -24,8 +24,9 @@ class SMC(PriorSampler):
 
     def __init__(self, alpha: float = 0.1, ess_threshold: float = 0.5, steps: int = 128,
                  weights: Sequence[float] | None = None, scalarization: str = "sum", batch_size: int = 64,
-                 condition: int | Sequence[int] | None = None, partial: Partial | None = None) -> None:
-        super().__init__(steps, weights, scalarization, batch_size, condition, partial)
+                 condition: int | Sequence[int] | None = None, partial: Partial | None = None,
+                 corrector: Correction | None = None) -> None:
+        super().__init__(steps, weights, scalarization, batch_size, condition, partial, corrector)
         if alpha <= 0:
             raise ValueError(f"alpha must be > 0 for SMC, got {alpha}")
         if not 0.0 <= ess_threshold <= 1.0:

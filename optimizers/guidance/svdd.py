@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from workbench.generative import Partial
+from workbench.generative import Correction, Partial
 from workbench.generative.protocol import expand_condition
 from workbench.optimizer import Problem
 
@@ -32,8 +32,9 @@ class SVDD(PriorSampler):
     def __init__(self, n_candidates: int = 20, alpha: float = 0.0, value: str = "pm", steps: int = 128,
                  weights: Sequence[float] | None = None, scalarization: str = "sum", batch_size: int = 64,
                  rollouts: int = 2048, value_epochs: int = 20, value_lr: float = 1e-3,
-                 condition: int | Sequence[int] | None = None, partial: Partial | None = None) -> None:
-        super().__init__(steps, weights, scalarization, batch_size, condition, partial)
+                 condition: int | Sequence[int] | None = None, partial: Partial | None = None,
+                 corrector: Correction | None = None) -> None:
+        super().__init__(steps, weights, scalarization, batch_size, condition, partial, corrector)
         if n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
         if alpha < 0:

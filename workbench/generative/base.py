@@ -51,6 +51,8 @@ class DiffusionModel(nn.Module):
         """An independent copy (same weights, zeroed counters), e.g. the model DRAKES fine-tunes."""
         twin = copy.deepcopy(self)
         twin.calls, twin.rows = 0, 0
+        if hasattr(twin, "correction"):  # a tuned copy samples without the original's corrector
+            twin.correction = None
         return twin
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:

@@ -1,6 +1,8 @@
 """Denoiser networks, built from a config (as stored in checkpoints).
 
-- :class:`ConvDenoiser` (masked diffusion): (noisy one-hot tokens, time) -> logits of the clean tokens;
+- :class:`ConvDenoiser` and :class:`TransformerDenoiser` (masked diffusion): (noisy one-hot tokens, time) ->
+  logits of the clean tokens; the transformer can restrict each position to a set of tokens (structured
+  sequences such as layouts, where a position holds a class or one coordinate);
 - :class:`UNet` (Gaussian diffusion over images and grids, 1-3 spatial dims) and :class:`MLPDenoiser`
   (Gaussian diffusion over vectors): (noisy tensor, time, optional class label) -> a tensor of the same shape.
 
@@ -82,6 +84,81 @@ class ConvDenoiser(nn.Module):
         for block in self.blocks:
             h = block(h, temb)
         return self.out(self.norm(h))
+
+
+class TransformerDenoiser(nn.Module):
+    """Bidirectional transformer denoiser for masked diffusion over structured token sequences.
+
+    Input: a (possibly relaxed) one-hot ``[B, L, V + 1]`` (last entry = MASK) and times ``[B]``; output: logits
+    over the ``V`` real tokens ``[B, L, V]``. A learned position embedding and the time embedding are added to
+    the token embedding. ``position_groups`` (``L`` group ids) with ``group_tokens`` (the token ids allowed in
+    each group) restrict what each position may hold: the other logits are set to -1e4, so the prior never
+    puts, say, a coordinate token where an element's class belongs (LayoutDM's logit masking).
+    ``record`` and ``pad``: the sequence is made of records (elements) of ``record`` positions that are padded
+    whole: token ``pad`` stands at every position of a record or at none. Each position's pad logit then gets
+    ``log P(no other position of its record holds a real token)`` and its other logits ``log P(no other
+    position is pad)``, from the (relaxed) input: once one token of an element is known, the others follow.
+    """
+
+    def __init__(self, vocab_size: int, length: int, hidden: int = 256, layers: int = 4, heads: int = 4,
+                 ff: int | None = None, time_dim: int = 128, dropout: float = 0.1,
+                 position_groups: list[int] | None = None, group_tokens: list[list[int]] | None = None,
+                 record: int | None = None, pad: int | None = None) -> None:
+        super().__init__()
+        if (record is None) != (pad is None) or (record is not None and (length % record or not 0 <= pad < vocab_size)):
+            raise ValueError(f"record ({record}) must divide the length ({length}) and pad ({pad}) be a token id")
+        if hidden % heads:
+            raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+        if (position_groups is None) != (group_tokens is None):
+            raise ValueError("give position_groups and group_tokens together")
+        ff = ff or 4 * hidden
+        self.config = {"kind": "transformer", "vocab_size": vocab_size, "length": length, "hidden": hidden,
+                       "layers": layers, "heads": heads, "ff": ff, "time_dim": time_dim, "dropout": dropout,
+                       "position_groups": position_groups, "group_tokens": group_tokens, "record": record, "pad": pad}
+        self.record, self.pad = record, pad
+        self.embed = nn.Linear(vocab_size + 1, hidden)
+        self.position = nn.Parameter(torch.randn(length, hidden) * 0.02)
+        self.time = TimeEmbedding(time_dim)
+        self.time_proj = nn.Linear(time_dim, hidden)
+        layer = nn.TransformerEncoderLayer(hidden, heads, ff, dropout, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden)
+        self.out = nn.Linear(hidden, vocab_size)
+        blocked = torch.zeros(length, vocab_size, dtype=torch.bool)
+        if position_groups is not None:
+            if len(position_groups) != length:
+                raise ValueError(f"position_groups needs one group per position: {length}, got {len(position_groups)}")
+            allowed = torch.zeros(len(group_tokens), vocab_size, dtype=torch.bool)
+            for g, tokens in enumerate(group_tokens):
+                if not tokens or min(tokens) < 0 or max(tokens) >= vocab_size:
+                    raise ValueError(f"group {g} must allow token ids in [0, {vocab_size - 1}], got {tokens}")
+                allowed[g, tokens] = True
+            blocked = ~allowed[torch.as_tensor(position_groups)]
+        self.register_buffer("blocked", blocked, persistent=False)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, L, V + 1]`` float, t: ``[B]`` -> logits ``[B, L, V]``."""
+        h = self.embed(x) + self.position + self.time_proj(self.time(t)).unsqueeze(1)
+        logits = self.out(self.norm(self.encoder(h))).float()
+        if self.record is not None:
+            logits = logits + self._record_bias(x.float())
+        return logits.masked_fill(self.blocked, -1e4)
+
+    def _record_bias(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``[B, L, V]`` that a pad or a real token at each position agrees with the rest of
+        its record (see the class docstring)."""
+        b, length, _ = x.shape
+        r = self.record
+        pad = x[..., self.pad].reshape(b, length // r, r)
+        real = (1.0 - pad - x[..., -1].reshape(b, length // r, r)).clamp(0.0, 1.0)
+        others = 1.0 - torch.eye(r, device=x.device, dtype=x.dtype)  # [i, j]: j is another position of i's record
+        # product over the other positions j of (1 - p_j): log-sum of log(1 - p_j) over j != i
+        log_no_real = (torch.log((1.0 - real).clamp_min(1e-12)).unsqueeze(-2) * others).sum(-1)
+        log_no_pad = (torch.log((1.0 - pad).clamp_min(1e-12)).unsqueeze(-2) * others).sum(-1)
+        bias = log_no_pad.reshape(b, length, 1).expand(b, length, self.out.out_features).clone()
+        bias[..., self.pad] = log_no_real.reshape(b, length)
+        return bias
 
 
 class LabelEmbedding(nn.Module):
@@ -263,7 +340,7 @@ class MLPDenoiser(nn.Module):
         return self.out(h)
 
 
-_KINDS = {"conv": ConvDenoiser, "unet": UNet, "mlp": MLPDenoiser}
+_KINDS = {"conv": ConvDenoiser, "transformer": TransformerDenoiser, "unet": UNet, "mlp": MLPDenoiser}
 
 
 def build_denoiser(config: dict[str, Any]) -> nn.Module:

@@ -10,6 +10,8 @@ an ELBO log-likelihood (naturalness). It implements :class:`~workbench.generativ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +80,7 @@ class MaskedDiffusion(DiffusionModel):
         self.vocab_size = int(vocab_size)
         self.length = int(length)
         self.mask_index = self.vocab_size
+        self.correction: Any = None  # a corrector.Correction while `correcting` is active
         self.schedule = schedule or LogLinearSchedule()
 
     # ------------------------------------------------------------ construction
@@ -187,6 +190,16 @@ class MaskedDiffusion(DiffusionModel):
         x0 = sample_categorical(probs, generator) if sample else probs.argmax(dim=-1)
         return torch.where(xt != self.mask_index, xt, x0)
 
+    @contextmanager
+    def correcting(self, correction: Any) -> Iterator[None]:
+        """Within the block, :meth:`step` applies ``correction`` (a :class:`~.corrector.Correction`, or None for
+        nothing) before each reverse step that crosses one of its times."""
+        previous, self.correction = self.correction, correction
+        try:
+            yield
+        finally:
+            self.correction = previous
+
     def step(self, xt: torch.Tensor, t: torch.Tensor | float, s: torch.Tensor | float,
              condition: torch.Tensor | None = None, partial: Partial | None = None, guide: Guidance | None = None,
              guide_scale: float = 0.0, generator: torch.Generator | None = None) -> ReverseStep:
@@ -194,7 +207,12 @@ class MaskedDiffusion(DiffusionModel):
 
         With ``guide`` (a differentiable reward of relaxed sequences ``[B, L, V] -> [B]``), p(x0 | x_t) is
         tilted by ``exp(guide_scale * grad / rms(grad))`` at the masked positions first: the first-order
-        (classifier-guidance) approximation of ``p(x0 | x_t) exp(r(x0))``, its gradient taken at x0_hat."""
+        (classifier-guidance) approximation of ``p(x0 | x_t) exp(r(x0))``, its gradient taken at x0_hat.
+        Under :meth:`correcting`, the corrector first re-masks the implausible unmasked tokens of ``xt`` (never
+        the fixed tokens of ``partial``) when the step crosses a correction time."""
+        if self.correction is not None and self.correction.due(t, s):
+            fixed = partial.rows(xt.shape[0], xt.device)[1] if partial is not None else None
+            xt = self.correction.apply(xt, t, self.mask_index, fixed)
         x = self.one_hot(xt)
         p0 = self.x0_probs(x, t, condition)
         if guide is not None and guide_scale:
@@ -257,7 +275,29 @@ class MaskedDiffusion(DiffusionModel):
         x = self.initial(n, generator, partial)
         grid = self.timesteps(steps)
         for i in range(steps):
-            x = self.step(x, grid[i], grid[i + 1], condition).sample(generator=generator)
+            x = self.step(x, grid[i], grid[i + 1], condition, partial).sample(generator=generator)
+        return x
+
+    @torch.no_grad()
+    def refine(self, x0: torch.Tensor, start: float = 0.5, steps: int = 50, generator: torch.Generator | None = None,
+               condition: torch.Tensor | None = None, partial: Partial | None = None) -> torch.Tensor:
+        """SDEdit for masked diffusion: mask each free token of ``x0 [n, L]`` with the forward process' chance at
+        time ``start`` in (0, 1], then run ``steps`` reverse steps from ``start`` to 0 -> ``[n, L]``. Tokens
+        left unmasked stay (unless a corrector re-masks them, see :meth:`correcting`); fixed tokens of
+        ``partial`` are never masked."""
+        if not 0.0 < start <= 1.0:
+            raise ValueError(f"start must be a time in (0, 1], got {start}")
+        x = self.check_tokens(x0.to(self.device), allow_mask=False)
+        chance = self.schedule.move_chance(torch.tensor(float(start), device=x.device))
+        masked = torch.rand(x.shape, generator=generator, device=x.device) < chance
+        if partial is not None:
+            values, fixed = partial.rows(len(x), x.device)
+            x = torch.where(fixed, self.check_tokens(values.long(), allow_mask=False), x)
+            masked &= ~fixed
+        x = torch.where(masked, self.mask_index, x)
+        grid = torch.linspace(float(start), 0.0, steps + 1, device=x.device)
+        for i in range(steps):
+            x = self.step(x, grid[i], grid[i + 1], condition, partial).sample(generator=generator)
         return x
 
     # ------------------------------------------------------- training / ELBO

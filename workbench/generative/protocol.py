@@ -130,17 +130,23 @@ class Partial:
     ``resample`` (Gaussian priors): each reverse step is redone that many times, jumping back to the
     step's start in between (RePaint), so that the free entries agree with the fixed ones; 1 is plain
     replacement, which conditions only weakly. A masked prior conditions exactly and ignores it.
+    ``row_masks=True``: ``mask`` is ``[n, *shape]``, one mask per row of ``values [n, *shape]`` (each design
+    fixes its own entries, e.g. the classes of each page of a layout data set).
     """
 
     values: torch.Tensor
     mask: torch.Tensor
     resample: int = 1
+    row_masks: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.values, torch.Tensor) or not isinstance(self.mask, torch.Tensor):
             raise TypeError("Partial needs tensors: values and a bool mask")
         if self.mask.dtype != torch.bool:
             raise TypeError(f"Partial.mask must be a bool tensor, got {self.mask.dtype}")
+        if self.row_masks and (self.mask.dim() < 2 or self.mask.shape != self.values.shape):
+            raise ValueError(f"Partial with row_masks needs values and mask of one shape [n, *shape], got "
+                             f"{list(self.values.shape)} and {list(self.mask.shape)}")
         if self.mask.dim() == 0 or tuple(self.values.shape[-self.mask.dim():]) != tuple(self.mask.shape):
             raise ValueError(f"Partial.mask of shape {list(self.mask.shape)} does not match values of shape "
                              f"{list(self.values.shape)}")
@@ -151,7 +157,8 @@ class Partial:
 
     def check(self, shape: tuple[int, ...]) -> None:
         """Raise a ValueError unless this partial design fits designs of ``shape``."""
-        if tuple(self.mask.shape) != tuple(shape) or tuple(self.values.shape[-len(shape):]) != tuple(shape) \
+        mask_shape = tuple(self.mask.shape[1:] if self.row_masks else self.mask.shape)
+        if mask_shape != tuple(shape) or tuple(self.values.shape[-len(shape):]) != tuple(shape) \
                 or self.values.dim() > len(shape) + 1:
             raise ValueError(f"a partial design must have values [*shape] or [n, *shape] and a mask [*shape] with "
                              f"shape {list(shape)}; got values {list(self.values.shape)}, mask {list(self.mask.shape)}")
@@ -159,20 +166,22 @@ class Partial:
     def rows(self, n: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         """(values ``[n, *shape]``, mask ``[n, *shape]``) on ``device``; per-row values of ``B`` rows serve any
         ``n`` that is a multiple of ``B`` (``n // B`` stacked copies)."""
-        shape = tuple(self.mask.shape)
-        values = self.values.to(device)
+        shape = tuple(self.mask.shape[1:] if self.row_masks else self.mask.shape)
+        values, mask = self.values.to(device), self.mask.to(device)
         if values.dim() == len(shape):
             values = values.expand(n, *shape)
         elif n % values.shape[0]:
             raise ValueError(f"the partial design holds {values.shape[0]} rows; {n} designs were asked for")
         else:  # stacked copies of the batch (e.g. M candidates per design)
             values = values.repeat(n // values.shape[0], *([1] * len(shape)))
-        return values, self.mask.to(device).expand(n, *shape)
+            if self.row_masks:
+                mask = mask.repeat(n // mask.shape[0], *([1] * len(shape)))
+        return values, mask.expand(n, *shape)
 
     @property
     def per_row(self) -> bool:
         """Whether each design has its own partial design (values ``[n, *shape]``)."""
-        return self.values.dim() > self.mask.dim()
+        return self.row_masks or self.values.dim() > self.mask.dim()
 
     def __repr__(self) -> str:
         digest = hashlib.sha256(self.values.detach().cpu().contiguous().numpy().tobytes()

@@ -1,0 +1,219 @@
+"""Page layouts: conditional generation with and without the corrector, and reward-guided layout design.
+
+    python studies/page_layouts.py --scale full      # the full prior (CPU: about 15 minutes)
+    python studies/page_layouts.py --scale cpu       # the tiny prior, every part end to end in about a minute
+    workbench run studies/page_layouts.py --scale cpu
+
+Part 1, generation quality on the test split, per task (unconditional, classes given ``c_to_sp``, classes and sizes
+given ``cs_to_p``, completion from the first 20 % of the elements, refinement of layouts with box noise of 0.02),
+the prior's plain sampling against the same sampling with the corrector at equal denoiser steps: FID (the layout
+encoder of ``train_fid``) against the test pages, Alignment and Overlap (LayoutGAN++, x 100), Max IoU against the
+conditioning test pages (unconditional: against all test pages), validity.
+
+Part 2, reward-guided sampling on the unconditional task: pretrained, best-of-N (N = M + 1), SMC, SVDD-PM and
+DRAKES maximize the reward ``-(10 alignment + overlap)`` (``weights=(10, 1)`` on the two errors; alignment values
+are about ten times smaller than overlap values); FID, Alignment and Overlap of their designs.
+
+Part 3, a front: SVDD-PM at weight vectors (w_alignment, w_overlap), overlap against FID and against alignment.
+
+Every study is stored (SQLite) and resumable. Writes runs/page_layouts/<scale>/{generation.csv, generation.md,
+rewards.csv, rewards.md, front.csv, front.png, pages.png, tasks.png}.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+import workbench as wb  # noqa: E402
+from domains.layouts import metrics  # noqa: E402
+from domains.layouts.data import load_split  # noqa: E402
+from domains.layouts.domain import PageLayouts  # noqa: E402
+from domains.layouts.fid import frechet_distance, layout_features  # noqa: E402
+from domains.layouts.prior import load_corrector, load_prior  # noqa: E402
+from domains.layouts.render import draw_comparison  # noqa: E402
+from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: E402
+from workbench.generative import Correction  # noqa: E402
+from workbench.tables import markdown  # noqa: E402
+
+SCALES = {
+    "full": {"prior": "full", "n": 128, "steps": 50, "candidates": 8, "drakes_iterations": 30, "drakes_batch": 16,
+             "truncate": 10, "front_n": 64},
+    "cpu": {"prior": "tiny", "n": 16, "steps": 10, "candidates": 2, "drakes_iterations": 2, "drakes_batch": 4,
+            "truncate": 2, "front_n": 8},
+}
+TASKS = ("unconditional", "c_to_sp", "cs_to_p", "completion", "refinement")
+REWARD_METHODS = ("pretrained", "best_of_n", "smc", "svdd_pm", "drakes")
+WEIGHTS = (10.0, 1.0)  # on (alignment, overlap)
+FRONT = [(0.0, 1.0), (1.0, 1.0), (10.0, 1.0), (30.0, 1.0), (10.0, 0.0)]
+CORRECTOR = {"times": (0.6, 0.4, 0.2), "threshold": 0.5}
+NOISE = 0.02  # box noise of the refinement task, as in LayoutDM
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+parser.add_argument("--seeds", type=int, default=1)
+parser.add_argument("--out", default="runs/page_layouts")
+parser.add_argument("--threads", type=int, default=1)
+args, _ = parser.parse_known_args()
+cfg = SCALES[args.scale]
+n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
+torch.set_num_threads(args.threads)
+out = Path(args.out) / args.scale
+storage = f"sqlite:///{out}/layouts.db"
+
+
+def test_pages(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` test pages (at most 20 per PDF), drawn with ``seed``: the conditions of the conditional tasks."""
+    classes, boxes = load_split("test")
+    pick = torch.randperm(len(classes), generator=torch.Generator().manual_seed(seed))[:count]
+    return classes[pick], boxes[pick]
+
+
+def correction(prior_config: str) -> Correction:
+    return Correction(load_corrector(prior_config), **CORRECTOR)
+
+
+def generation_campaign(dom: PageLayouts, seed: int) -> tuple[wb.Campaign, dict]:
+    """Per task and seed: the prior's sampling with and without the corrector (refinement runs outside a Study:
+    it starts from the noisy layouts, see ``refine``)."""
+    camp = wb.Campaign(f"layouts-{args.scale}-generation", storage=storage)
+    classes, boxes = test_pages(n, seed)
+    fixed = {task: dom.partial(task, classes, boxes) for task in ("c_to_sp", "cs_to_p", "completion")}
+    for task in TASKS[:-1]:
+        partial = fixed.get(task)
+        for corrected in (False, True):
+            sampler = Pretrained(steps=steps, batch_size=n, partial=partial,
+                                 corrector=correction(cfg["prior"]) if corrected else None)
+            camp.add(dom, sampler, seed=seed, budget=n, label=f"{task}/{'corrector' if corrected else 'prior'}")
+    return camp, {"classes": classes, "boxes": boxes}
+
+
+def refine(dom: PageLayouts, classes: torch.Tensor, boxes: torch.Tensor, corrected: bool,
+           seed: int) -> tuple[torch.Tensor, dict]:
+    """Refinement: the noisy test layouts' tokens, classes fixed, half re-noised (t = 0.5) and denoised; returns
+    the layouts and the corrector's counts."""
+    g = torch.Generator().manual_seed(seed)
+    noisy = (boxes + NOISE * torch.randn(boxes.shape, generator=g)).clamp(0.0, 1.0) * (classes >= 0).unsqueeze(-1)
+    partial = dom.partial("c_to_sp", classes, noisy)
+    prior = load_prior(cfg["prior"])
+    fix = correction(cfg["prior"]) if corrected else None
+    with prior.correcting(fix):
+        x = prior.refine(dom.encode(classes, noisy), start=0.5, steps=steps // 2, generator=g, partial=partial)
+    counts = {"corrector_calls": fix.model.calls if fix else 0, "remasked_per_layout": fix.remasked / n if fix else 0}
+    return x, counts
+
+
+def reward_campaign(dom: PageLayouts, seeds: int) -> wb.Campaign:
+    camp = wb.Campaign(f"layouts-{args.scale}-rewards", storage=storage)
+    common = {"steps": steps, "batch_size": n, "weights": list(WEIGHTS)}
+    for seed in range(seeds):
+        samplers = {"pretrained": Pretrained(**common), "best_of_n": BestOfN(n_samples=m + 1, **common),
+                    "smc": SMC(alpha=0.1, **common), "svdd_pm": SVDD(n_candidates=m, value="pm", **common),
+                    "drakes": DRAKES(iterations=cfg["drakes_iterations"], train_batch=cfg["drakes_batch"],
+                                     truncate=cfg["truncate"], kl_weight=1e-2, lr=1e-3, temperature=0.5, **common)}
+        for label, sampler in samplers.items():
+            camp.add(dom, sampler, seed=seed, budget=n, label=label)
+    return camp
+
+
+def front_campaign(dom: PageLayouts) -> wb.Campaign:
+    camp = wb.Campaign(f"layouts-{args.scale}-front", storage=storage)
+    for w in FRONT:
+        camp.add(dom, SVDD(n_candidates=m, value="pm", steps=steps, batch_size=cfg["front_n"], weights=list(w)),
+                 seed=0, budget=cfg["front_n"], label=f"svdd_pm_w{w[0]:g}-{w[1]:g}")
+    return camp
+
+
+def quality(dom: PageLayouts, x: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor],
+            test_features: torch.Tensor) -> dict[str, float]:
+    """FID against the test pages, Alignment and Overlap (x 100), Max IoU against ``reference``, validity."""
+    classes, boxes = dom.decode_tensors(x)
+    valid = metrics.validity(classes, boxes)
+    feats = layout_features(classes, boxes)
+    return {"fid": float(frechet_distance(feats, test_features)), "alignment": 100 * float(metrics.alignment(classes, boxes).mean()),
+            "overlap": 100 * float(metrics.overlap(classes, boxes).mean()),
+            "max_iou": float(metrics.max_iou((classes, boxes), reference)), "validity": float(valid.float().mean()),
+            "elements": float((classes >= 0).sum(1).float().mean())}
+
+
+def stored(camp: wb.Campaign) -> dict[str, tuple]:
+    """label -> (entry, designs of the finished study, counters)."""
+    return {entry.label: (entry, res.designs(), res.counters()) for _, entry, res in camp.finished()}
+
+
+if __name__ == "__main__":
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    dom = PageLayouts(objectives=("alignment", "overlap"), prior=cfg["prior"])
+    test = load_split("test")
+    test_features = layout_features(*test)
+    rows, drawings = [], {"real test pages": test_pages(12, 99)}
+    for seed in range(args.seeds):
+        camp, cond = generation_campaign(dom, seed)
+        camp.run(workers=1)
+        for label, (entry, x, counters) in stored(camp).items():
+            task, variant = label.split("/")
+            if entry.seed != seed:
+                continue
+            ref = test if task == "unconditional" else (cond["classes"], cond["boxes"])
+            rows.append({"task": task, "sampler": variant, "seed": seed, **quality(dom, x, ref, test_features),
+                         "denoiser_calls": counters.get("denoiser_calls", 0),
+                         "corrector_calls": counters.get("corrector_calls", 0),
+                         "remasked_per_layout": counters.get("corrector_remasked", 0) / n})
+            if seed == 0 and task in ("unconditional", "c_to_sp"):
+                drawings[f"{task}: {variant}"] = dom.decode_tensors(x[:12])
+        for corrected in (False, True):
+            x, counts = refine(dom, cond["classes"], cond["boxes"], corrected, seed)
+            rows.append({"task": "refinement", "sampler": "corrector" if corrected else "prior", "seed": seed,
+                         **quality(dom, x, (cond["classes"], cond["boxes"]), test_features),
+                         "denoiser_calls": steps // 2, **counts})
+    generation = pd.DataFrame(rows)
+    generation.to_csv(out / "generation.csv", index=False)
+    shown = generation.groupby(["task", "sampler"], sort=False).mean(numeric_only=True).drop(columns="seed")
+    (out / "generation.md").write_text(markdown(shown.reset_index().round(4)))
+    print(shown.round(4).to_string(), flush=True)
+
+    rewards_camp = reward_campaign(dom, args.seeds)
+    rewards_camp.run(workers=1)
+    reward_rows = []
+    for label, (entry, x, counters) in stored(rewards_camp).items():
+        reward_rows.append({"method": label, "seed": entry.seed,
+                            **quality(dom, x, test, test_features),
+                            "denoiser_sequences": counters.get("denoiser_sequences", 0),
+                            "reward_sequences": counters.get("reward_sequences", 0)})
+        if entry.seed == 0:
+            drawings[f"reward: {label}"] = dom.decode_tensors(x[:12])
+    rewards_table = pd.DataFrame(reward_rows)
+    rewards_table.to_csv(out / "rewards.csv", index=False)
+    summary = rewards_table.groupby("method", sort=False).agg(["mean", "min", "max"]).drop(columns="seed")
+    (out / "rewards.md").write_text(markdown(summary.reset_index().round(4)))
+    print(summary.round(4).to_string(), flush=True)
+
+    front_camp = front_campaign(dom)
+    front_camp.run(workers=1)
+    front_rows = [{"weights": label, **quality(dom, x, test, test_features)}
+                  for label, (entry, x, _) in stored(front_camp).items()]
+    front_table = pd.DataFrame(front_rows)
+    front_table.to_csv(out / "front.csv", index=False)
+    pretrained = rewards_table[rewards_table.method == "pretrained"].mean(numeric_only=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, other in zip(axes, ("fid", "alignment")):
+        ax.plot(front_table[other], front_table["overlap"], "o-", label="SVDD-PM, weights (alignment, overlap)")
+        for _, r in front_table.iterrows():
+            ax.annotate(r["weights"].removeprefix("svdd_pm_w"), (r[other], r["overlap"]), fontsize=7)
+        ax.scatter([pretrained[other]], [pretrained["overlap"]], marker="*", s=150, color="black", label="pretrained")
+        ax.set_xlabel("FID against test pages" if other == "fid" else "Alignment x 100")
+        ax.set_ylabel("Overlap x 100")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    wb.save(fig, out / "front.png")
+    plt.close(fig)
+    draw_comparison(drawings, out / "pages.png", per_group=8)
+    print(f"wrote {out}/ in {time.perf_counter() - started:.0f} s")
