@@ -19,6 +19,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test: small batches gain little from more, and lose much on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def zdt1(x: torch.Tensor) -> torch.Tensor:
     """ZDT1 written inline, so core tests do not depend on the benchmark package."""
     f1 = x[:, 0]

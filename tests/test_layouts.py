@@ -15,12 +15,7 @@ from optimizers.guidance import SVDD, Pretrained
 from workbench.generative import Correction, Partial, train_corrector
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

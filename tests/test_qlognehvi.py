@@ -15,13 +15,7 @@ from workbench.serialization import pack, unpack
 FAST = dict(num_restarts=2, raw_samples=32, mc_samples=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny GPs: one thread is faster, and much steadier on a busy machine, than several."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny GPs: one thread is faster and steadier
 
 
 def _analytic(nan_row: bool = False) -> Domain:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import steps_that_fit
+from workbench.generative.training import sized_options
 
 from .data import load_split
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -43,13 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     train, valid = tokens("train", args.max_per_pdf), tokens("valid", 20)
-    options = dict(CONFIGS[args.config]["train"])
-    if args.seconds is not None:
-        options["steps"] = steps_that_fit(args.seconds, new_prior(args.config).to(args.device),
-                                          train[:options["batch_size"]].to(args.device))
-    if args.steps is not None:
-        options["steps"] = args.steps
-    options["eval_every"] = min(options["eval_every"], options["steps"])
+    config = CONFIGS[args.config]["train"]
+    options = sized_options(config, new_prior(args.config).to(args.device),
+                            train[:config["batch_size"]].to(args.device), args.seconds, args.steps)
     torch.manual_seed(args.seed)
     model = new_prior(args.config).to(args.device)
     n_params = sum(p.numel() for p in model.parameters())

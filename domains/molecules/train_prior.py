@@ -19,16 +19,11 @@ from pathlib import Path
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import steps_that_fit
+from workbench.generative.training import sized_options
 
 from .data import TOKEN_FILE, read_token_file
 from .prior import CONFIGS, checkpoint_path, new_prior
 from .vocab import alphabet
-
-
-def steps_in(seconds: float, config: str, device: str, batch_size: int, data: torch.Tensor) -> int:
-    """How many training steps of ``config`` fit in ``seconds`` on ``device`` (timed on a throwaway model)."""
-    return steps_that_fit(seconds, new_prior(config).to(device), data[:batch_size].to(device))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,12 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its dilated-convolution kernels once
     splits = read_token_file(args.data, alphabet())
     train, valid = splits["train"], splits["valid"][:args.valid or (500 if args.config == "tiny" else 2000)]
-    options = dict(CONFIGS[args.config]["train"])
-    if args.seconds is not None:
-        options["steps"] = steps_in(args.seconds, args.config, args.device, options["batch_size"], train)
-    if args.steps is not None:
-        options["steps"] = args.steps
-    options["eval_every"] = min(options["eval_every"], options["steps"])
+    config = CONFIGS[args.config]["train"]
+    options = sized_options(config, new_prior(args.config).to(args.device),
+                            train[:config["batch_size"]].to(args.device), args.seconds, args.steps)
     torch.manual_seed(args.seed)
     model = new_prior(args.config).to(args.device)
     n_params = sum(p.numel() for p in model.parameters())

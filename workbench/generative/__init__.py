@@ -17,5 +17,6 @@ from .schedules import CosineSchedule, LogLinearSchedule
 from .training import TrainingResult, train_prior
 
 __all__ = ["MaskedDiffusion", "ReverseStep", "GaussianDiffusion", "GaussianStep", "Prior", "StepDistribution",
-           "Partial", "ConvDenoiser", "TransformerDenoiser", "UNet", "MLPDenoiser", "LogLinearSchedule", "CosineSchedule", "build_denoiser",
+           "Partial", "ConvDenoiser", "TransformerDenoiser", "UNet", "MLPDenoiser", "LogLinearSchedule", "CosineSchedule",
+           "build_denoiser",
            "sample_categorical", "train_prior", "TrainingResult", "Corrector", "Correction", "train_corrector"]

@@ -70,6 +70,19 @@ def steps_that_fit(seconds: float, model: torch.nn.Module, batch: torch.Tensor, 
     return max(100, int(seconds / (per_step * (1.0 + overhead))))
 
 
+def sized_options(options: dict[str, Any], model: torch.nn.Module, batch: torch.Tensor, seconds: float | None = None,
+                  steps: int | None = None, labels: torch.Tensor | None = None) -> dict[str, Any]:
+    """A configuration's training options with the step count set: ``steps`` if given, else as many as fit in
+    ``seconds`` (timed on ``model``, a throwaway copy, with ``batch``; see :func:`steps_that_fit`), else the
+    configuration's; ``eval_every`` at most the step count. What every prior's ``--seconds`` / ``--steps`` does."""
+    options = dict(options)
+    if steps is not None:
+        options["steps"] = int(steps)
+    elif seconds is not None:
+        options["steps"] = steps_that_fit(seconds, model, batch, labels)
+    options["eval_every"] = min(options["eval_every"], options["steps"])
+    return options
+
 def train_prior(model: torch.nn.Module, train: torch.Tensor, valid: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, steps: int = 10_000, batch_size: int = 256, lr: float = 1e-3,
                 weight_decay: float = 0.01, warmup: int = 500, ema: float = 0.999, seed: int = 0,
