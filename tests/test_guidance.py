@@ -117,6 +117,22 @@ def test_drakes_fine_tunes_toward_the_reward_and_the_kl_keeps_it_near_the_prior(
         assert all("tuned" not in unpack(blob) for (blob,) in db.execute("SELECT state FROM snapshots"))
 
 
+def test_drakes_skips_a_non_finite_gradient_instead_of_applying_it(motif, tmp_path, monkeypatch):
+    soft = motif.evaluate_soft
+    calls = []
+
+    def nan_every_other_call(probs):  # a reward whose value, and gradient, is NaN on every other call
+        calls.append(1)
+        return {k: v * float("nan") if len(calls) % 2 else v for k, v in soft(probs).items()}
+
+    monkeypatch.setattr(motif, "evaluate_soft", nan_every_other_call)
+    drakes = DRAKES(iterations=6, train_batch=8, truncate=4, steps=STEPS, lr=1e-3, kl_weight=0.0, batch_size=16)
+    study = run(motif, drakes, tmp_path, budget=16, name="nan")
+    assert [h["skipped"] for h in drakes.history] == [1.0, 0.0] * 3
+    assert all(torch.isfinite(p).all() for p in drakes.tuned.parameters())
+    assert study.results()["motif_count"].notna().all()
+
+
 def test_drakes_naturalness_budget_holds_where_free_fine_tuning_breaks_it(motif, tmp_path):
     data = kmer_profile(motif.dataset()["sequence"])
 

@@ -104,9 +104,12 @@ class DRAKES(PriorSampler):
         loss = -reward.mean() + self.kl_weight * kl.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        return {"reward": float(reward.detach().mean()), "kl": float(kl.detach().mean()), "loss": float(loss.detach())}
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        finite = bool(torch.isfinite(norm))
+        if finite:  # a NaN or infinite gradient (e.g. a reward's at a degenerate relaxed design) is not applied
+            optimizer.step()
+        return {"reward": float(reward.detach().mean()), "kl": float(kl.detach().mean()), "loss": float(loss.detach()),
+                "skipped": float(not finite)}
 
     def finetune(self) -> list[dict[str, float]]:
         """Run the fine-tuning iterations (once); returns the per-iteration reward / KL history."""
