@@ -195,11 +195,14 @@ class Tokenizer:
         mask[:, PAD] = True
         return mask.repeat(MAX_ELEMENTS, 1)
 
-    def expected_boxes(self, probs: torch.Tensor, eps: float = 1e-12):
+    def expected_boxes(self, probs: torch.Tensor, eps: float = 1e-3):
         """Differentiable soft decoding of token probabilities ``[n, 125, vocab]`` -> (presence ``[n, 25]`` =
         1 - P(PAD at the class position), class_probs ``[n, 25, 5]`` = the class tokens' probabilities renormalized,
         boxes ``[n, 25, 4]`` = for each attribute the expected bin centre under its bins' renormalized
-        probabilities). Probability on tokens that are not allowed at a position is ignored."""
+        probabilities). Probability on tokens that are not allowed at a position is ignored. The renormalizing
+        sums are clamped at ``eps``: exact on one-hot rows (the sums are 0 or 1), and the gradient stays bounded
+        (at most ``1 / eps`` times a bin centre) where a relaxed row puts almost all of an attribute on PAD; with
+        1e-12 it reached 1e11, and DRAKES' updates overflowed."""
         if probs.dim() != 3 or probs.shape[1:] != (LENGTH, self.vocab_size):
             raise ValueError(f"probs must be [n, {LENGTH}, {self.vocab_size}], got {list(probs.shape)}")
         p = probs.view(len(probs), MAX_ELEMENTS, TOKENS_PER_ELEMENT, self.vocab_size)
