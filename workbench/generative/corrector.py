@@ -107,8 +107,8 @@ def train_corrector(prior: Any, data: torch.Tensor, steps: int = 2000, batch_siz
     with probability ``u * replace`` (``u ~ U(0, 1)`` per row), for a draw of the prior's p(x0 | x_t); the
     corrector learns, by binary cross-entropy over the unmasked positions with right and wrong tokens weighed
     equally, whether each token is the data's.
-    The network options (``hidden``, ``layers``, ...) default to a quarter-size transformer of the prior's
-    shape, with the prior denoiser's position groups when it has them. ``seconds`` stops early. Returns the
+    The network options (``hidden``, ``layers``, ...) default to a small transformer (hidden 128, 3 layers) of
+    the prior's length and vocabulary, with the prior denoiser's position groups when it has them. ``seconds`` stops early. Returns the
     corrector (eval mode, on the prior's device) and the loss per step.
     """
     if data.dim() != 2 or data.shape[1] != prior.length:
