@@ -69,6 +69,7 @@ from domains.molecules.metrics import internal_diversity, novelty, uniqueness  #
 from domains.molecules.prior import load_prior  # noqa: E402
 from domains.molecules.tokens import decode  # noqa: E402
 from optimizers.guidance import DPS, DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: E402
+from optimizers.guidance.drakes import budget_summary  # noqa: E402
 from workbench.serialization import unpack  # noqa: E402
 from workbench.tables import markdown, mean_over_seeds  # noqa: E402
 
@@ -179,10 +180,7 @@ for w in FRONT_WEIGHTS:
 def drakes_checks(stored: "wb.StudyResults") -> dict[str, float]:
     """The naturalness-budget checks of a DRAKES study, from its stored optimizer state."""
     snapshot = stored.storage.load_snapshot(stored.record.id)
-    state = unpack(snapshot[2]) if snapshot is not None else {}
-    checks = state.get("checks", [])
-    return {"budget_checks": len(checks), "budget_checks_within": sum(bool(c["within"]) for c in checks),
-            "kl_weight_final": float(state.get("kl_weight", np.nan))}
+    return budget_summary(unpack(snapshot[2]) if snapshot is not None else {})
 
 
 def _or_nan(metric, *a) -> float:

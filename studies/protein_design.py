@@ -71,6 +71,7 @@ import torch  # noqa: E402
 import workbench as wb  # noqa: E402
 from domains.protein import STABLE_BELOW, ProteinDesign, instability, metrics  # noqa: E402
 from optimizers.guidance import DRAKES, SMC, SVDD, BestOfN, Pretrained  # noqa: E402
+from optimizers.guidance.drakes import budget_summary  # noqa: E402
 from workbench.objectives import Constraint, as_constraints  # noqa: E402
 from workbench.serialization import unpack  # noqa: E402
 from workbench.tables import markdown, mean_over_seeds  # noqa: E402
@@ -192,10 +193,7 @@ for seed in range(args.first_seed, args.first_seed + seeds):
 def drakes_checks(stored: "wb.StudyResults") -> dict[str, float]:
     """The naturalness-budget checks of a DRAKES study, from its stored optimizer state."""
     snapshot = stored.storage.load_snapshot(stored.record.id)
-    state = unpack(snapshot[2]) if snapshot is not None else {}
-    checks = state.get("checks", [])
-    return {"budget_checks": len(checks), "budget_checks_within": sum(bool(c["within"]) for c in checks),
-            "kl_weight_final": float(state.get("kl_weight", np.nan))}
+    return budget_summary(unpack(snapshot[2]) if snapshot is not None else {})
 
 
 _JUDGES: dict[str, tuple[ProteinDesign, float]] = {}

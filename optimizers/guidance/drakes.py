@@ -177,7 +177,8 @@ class DRAKES(PriorSampler):
         state = super().state_dict()
         if self.tuned is not None:
             state["tuned"] = {k: v.detach().cpu() for k, v in self.tuned.denoiser.state_dict().items()}
-            state["history"] = {key: [h[key] for h in self.history] for key in ("reward", "kl", "loss")}
+            keys = self.history[0] if self.history else ()
+            state["history"] = {key: [h[key] for h in self.history] for key in keys}
             state["checks"] = list(self.checks)
             state["kl_weight"] = self.kl_weight
         return state
@@ -190,6 +191,14 @@ class DRAKES(PriorSampler):
             self.tuned.eval()
             self._sync_counts(self.tuned)
             h = state["history"]
-            self.history = [dict(zip(("reward", "kl", "loss"), row)) for row in zip(h["reward"], h["kl"], h["loss"])]
+            self.history = [dict(zip(h, row)) for row in zip(*h.values())]
             self.checks = list(state.get("checks", []))
             self.kl_weight = float(state.get("kl_weight", self.kl_weight))
+
+
+def budget_summary(state: dict[str, Any]) -> dict[str, float]:
+    """The naturalness-budget checks in a stored DRAKES state (``state_dict()``): how many ran, how many kept the
+    budget, and the final KL weight (NaN when the state holds none)."""
+    checks = state.get("checks", [])
+    return {"budget_checks": len(checks), "budget_checks_within": sum(bool(c["within"]) for c in checks),
+            "kl_weight_final": float(state.get("kl_weight", float("nan")))}
