@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from workbench.generative import train_corrector
+from workbench.generative.corrector import corrupt
 
 from .prior import CONFIGS, corrector_path, load_prior
 from .train_prior import tokens
@@ -28,11 +29,7 @@ def accuracy(corrector: torch.nn.Module, prior: torch.nn.Module, data: torch.Ten
     g = torch.Generator(device=prior.device).manual_seed(seed)
     x0 = data.to(prior.device)
     t = torch.full((len(x0),), 0.5, device=x0.device)
-    masked = torch.rand(x0.shape, generator=g, device=x0.device) < prior.schedule.move_chance(t)[:, None]
-    xt = torch.where(masked, prior.mask_index, x0)
-    swap = (~masked) & (torch.rand(x0.shape, generator=g, device=x0.device) < replace / 2)
-    guesses = prior.denoise(torch.where(swap, prior.mask_index, xt), t, sample=True, generator=g)
-    tokens_ = torch.where(swap, guesses, xt)
+    tokens_, masked = corrupt(prior, x0, t, replace / 2, g)
     wrong = (tokens_ != x0) & ~masked
     flagged = torch.sigmoid(corrector(tokens_, t)) < 0.5
     kept = (~masked) & ~wrong

@@ -7,7 +7,7 @@ tokens it scores below a threshold are masked again, and the prior regenerates t
 
 - :class:`Corrector`: the scorer, a :class:`TransformerDenoiser` whose logit of the token present at a position is
   that token's plausibility (a disallowed token gets -1e4: certainly wrong).
-- :func:`train_corrector`: trains it on a prior's own mistakes: data tokens, partly masked by the forward process,
+- :func:`train_corrector` (with :func:`corrupt`): trains it on a prior's own mistakes: data tokens, partly masked by the forward process,
   of which a share of the unmasked ones is replaced by the prior's draws from p(x0 | x_t); the label says
   whether a token equals the data token.
 - :class:`Correction`: when and how hard to correct; the samplers take it as ``corrector=`` and
@@ -98,6 +98,21 @@ class Correction:
         return f"Correction({self.model.name!r}, times={list(self.times)}, threshold={self.threshold})"
 
 
+@torch.no_grad()
+def corrupt(prior: Any, x0: torch.Tensor, t: torch.Tensor, share: float, generator: torch.Generator | None = None,
+            per_row: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A corrector's input: tokens ``x0 [B, L]`` masked by the forward process at times ``t [B]``, then each unmasked
+    token swapped, with probability ``share`` (``per_row``: ``u * share``, ``u ~ U(0, 1)`` per row), for the prior's
+    draw from p(x0 | x_t) at that position given the rest -> (tokens ``[B, L]``, masked ``[B, L]`` bool)."""
+    masked = torch.rand(x0.shape, generator=generator, device=x0.device) < prior.schedule.move_chance(t)[:, None]
+    xt = torch.where(masked, prior.mask_index, x0)
+    if per_row:
+        share = torch.rand(len(x0), 1, generator=generator, device=x0.device) * share
+    swap = (~masked) & (torch.rand(x0.shape, generator=generator, device=x0.device) < share)
+    guesses = prior.denoise(torch.where(swap, prior.mask_index, xt), t, sample=True, generator=generator)
+    return torch.where(swap, guesses, xt), masked
+
+
 def train_corrector(prior: Any, data: torch.Tensor, steps: int = 2000, batch_size: int = 128, lr: float = 3e-4,
                     replace: float = 0.3, seed: int = 0, name: str = "corrector", seconds: float | None = None,
                     log_every: int = 0, **network: Any) -> tuple[Corrector, list[float]]:
@@ -131,13 +146,7 @@ def train_corrector(prior: Any, data: torch.Tensor, steps: int = 2000, batch_siz
     for step in range(steps):
         x0 = data[torch.randint(0, len(data), (batch_size,), generator=cpu)].to(device)
         t = torch.rand(batch_size, generator=generator, device=device) * 0.98 + 0.02
-        masked = torch.rand(x0.shape, generator=generator, device=device) < prior.schedule.move_chance(t)[:, None]
-        xt = torch.where(masked, prior.mask_index, x0)
-        share = torch.rand(batch_size, 1, generator=generator, device=device) * replace
-        swap = (~masked) & (torch.rand(x0.shape, generator=generator, device=device) < share)
-        with torch.no_grad():  # the prior's own guess at each swapped position, given the rest
-            guesses = prior.denoise(torch.where(swap, prior.mask_index, xt), t, sample=True, generator=generator)
-        tokens = torch.where(swap, guesses, xt)
+        tokens, masked = corrupt(prior, x0, t, replace, generator, per_row=True)
         right = (tokens == x0).float()
         logits = model(tokens, t)
         keep = (~masked).float()
