@@ -78,6 +78,9 @@ def test_corrector_flags_the_priors_mistakes_and_never_touches_fixed_tokens(dom,
     data = dom.encode(*load_split("train"))[:512]
     corrector, losses = train_corrector(prior, data, steps=60, batch_size=32, hidden=32, layers=1, seed=0)
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
+    again, _ = train_corrector(prior, data, steps=5, batch_size=32, hidden=32, layers=1, seed=0)
+    twin, _ = train_corrector(prior, data, steps=5, batch_size=32, hidden=32, layers=1, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), twin.state_dict().values()))
     shipped = load_corrector("tiny")
     x = dom.encode(*test_pages)
     g = torch.Generator().manual_seed(3)

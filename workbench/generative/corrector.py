@@ -123,8 +123,9 @@ def train_corrector(prior: Any, data: torch.Tensor, steps: int = 2000, batch_siz
     corrector learns, by binary cross-entropy over the unmasked positions with right and wrong tokens weighed
     equally, whether each token is the data's.
     The network options (``hidden``, ``layers``, ...) default to a small transformer (hidden 128, 3 layers) of
-    the prior's length and vocabulary, with the prior denoiser's position groups when it has them. ``seconds`` stops early. Returns the
-    corrector (eval mode, on the prior's device) and the loss per step.
+    the prior's length and vocabulary, with the prior denoiser's position groups when it has them. ``seconds``
+    stops early. Returns the corrector (eval mode, on the prior's device) and the loss per step; the same seed
+    gives the same corrector (torch's global generator is seeded inside and restored after).
     """
     if data.dim() != 2 or data.shape[1] != prior.length:
         raise ValueError(f"data must be token rows [N, {prior.length}], got shape {list(data.shape)}")
@@ -134,7 +135,16 @@ def train_corrector(prior: Any, data: torch.Tensor, steps: int = 2000, batch_siz
               "hidden": 128, "layers": 3, "heads": 4, "dropout": 0.1,
               "position_groups": denoiser_config.get("position_groups"),
               "group_tokens": denoiser_config.get("group_tokens"), **network}
-    model = Corrector(config).to(device)
+    with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
+        torch.manual_seed(seed)  # the network's initialization and dropout draw from torch's global generator
+        return _train(prior, data, Corrector(config).to(device), steps, batch_size, lr, replace, seed, seconds,
+                      log_every)
+
+
+def _train(prior: Any, data: torch.Tensor, model: Corrector, steps: int, batch_size: int, lr: float, replace: float,
+           seed: int, seconds: float | None, log_every: int) -> tuple[Corrector, list[float]]:
+    """The training loop of :func:`train_corrector`."""
+    device = prior.device
     generator = torch.Generator(device=device).manual_seed(seed)
     cpu = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
