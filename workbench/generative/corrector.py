@@ -7,9 +7,9 @@ tokens it scores below a threshold are masked again, and the prior regenerates t
 
 - :class:`Corrector`: the scorer, a :class:`TransformerDenoiser` whose logit of the token present at a position is
   that token's plausibility (a disallowed token gets -1e4: certainly wrong).
-- :func:`train_corrector` (with :func:`corrupt`): trains it on a prior's own mistakes: data tokens, partly masked by the forward process,
-  of which a share of the unmasked ones is replaced by the prior's draws from p(x0 | x_t); the label says
-  whether a token equals the data token.
+- :func:`train_corrector` (with :func:`corrupt`): trains it on a prior's own mistakes: data tokens, partly masked
+  by the forward process, of which a share of the unmasked ones is replaced by the prior's draws from
+  p(x0 | x_t); the label says whether a token equals the data token.
 - :class:`Correction`: when and how hard to correct; the samplers take it as ``corrector=`` and
   :meth:`MaskedDiffusion.correcting` applies it in :meth:`MaskedDiffusion.step`. Fixed tokens of a partial
   design are never re-masked. The corrector's calls are counted apart from the denoiser's.
