@@ -5,6 +5,8 @@
     workbench run studies/dna_enhancers.py --front            # also: HepG2 vs K562 front over weight vectors
     workbench run studies/dna_enhancers.py --kl-sweep 1e-2,1e-1   # also: DRAKES at other KL weights
     workbench run --workers 4 studies/dna_enhancers.py        # 4 studies at once (they share one GPU)
+    python studies/dna_enhancers.py --first-seed 2 --seeds 1 --out runs/seed2   # one seed, e.g. on another machine
+    python studies/dna_enhancers.py --merge runs/dna_enhancers/gpu runs/seed2/gpu   # one table from several runs
 
 Pretrained sampling, best-of-N, SMC (alpha 0.1 and 1), SVDD-PM, SVDD-MC, DRAKES and DRAKES without KL maximize the
 HepG2 logit of the *reward* oracle (a CNN trained on one half of the chromosomes). Every number in
@@ -47,6 +49,7 @@ SCALES = {
 parser = argparse.ArgumentParser()
 parser.add_argument("--scale", choices=sorted(SCALES), default="gpu" if torch.cuda.is_available() else "cpu")
 parser.add_argument("--seeds", type=int, default=3)
+parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
 parser.add_argument("--methods",
                     default="pretrained,best_of_n,smc,smc_alpha1,svdd_pm,svdd_mc,drakes,drakes_budget,drakes_no_kl")
 parser.add_argument("--kl-sweep", default="", help="extra DRAKES studies at these KL weights, e.g. 1e-3,3e-2")
@@ -54,6 +57,9 @@ parser.add_argument("--sweep-seeds", type=int, default=1, help="seeds per KL wei
 parser.add_argument("--front", action="store_true", help="also trace the HepG2 vs K562 front with SVDD-PM")
 parser.add_argument("--out", default="runs/dna_enhancers")
 parser.add_argument("--score-only", action="store_true", help="score the finished studies without running more")
+parser.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                    help="the table and figure from the studies.csv and designs.csv of earlier runs (e.g. seeds run "
+                         "on other machines); a study in a later DIR replaces the same study in an earlier one")
 args, _ = parser.parse_known_args()
 cfg = SCALES[args.scale]
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
@@ -106,7 +112,7 @@ if unknown:
 out = Path(args.out) / args.scale
 campaign = wb.Campaign(f"dna-enhancers-{args.scale}", storage=f"sqlite:///{out}/dna.db")
 campaign.grid(DNAEnhancer(objectives=("hepg2",), oracle="reward", prior=cfg["prior"]),
-              {k: METHODS[k] for k in chosen}, seeds=range(args.seeds), budget=n)
+              {k: METHODS[k] for k in chosen}, seeds=range(args.first_seed, args.first_seed + args.seeds), budget=n)
 for kl in (float(w) for w in args.kl_sweep.split(",") if w):
     campaign.grid(DNAEnhancer(objectives=("hepg2",), oracle="reward", prior=cfg["prior"]),
                   {f"drakes_kl{kl:g}": DRAKES(kl_weight=kl, **drakes)}, seeds=range(args.sweep_seeds), budget=n)
@@ -194,13 +200,30 @@ def plot_front(designs: pd.DataFrame, path: Path) -> None:
     wb.save(fig, path)
 
 
+def merged_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-study and per-design rows of several runs' output folders; the last folder's version of a
+    (method, seed) wins."""
+    rows = pd.concat([pd.read_csv(f / "studies.csv").assign(source=i) for i, f in enumerate(folders)],
+                     ignore_index=True)
+    designs = pd.concat([pd.read_csv(f / "designs.csv").assign(source=i) for i, f in enumerate(folders)],
+                        ignore_index=True)
+    rows = rows.drop_duplicates(["method", "seed"], keep="last")
+    kept = rows.set_index(["method", "seed", "source"]).index
+    designs = designs[designs.set_index(["method", "seed", "source"]).index.isin(kept)]
+    return rows.drop(columns="source").reset_index(drop=True), designs.drop(columns="source")
+
+
 if __name__ == "__main__":
     out.mkdir(parents=True, exist_ok=True)
     device = str(wb.resolve_device("auto"))
-    if not args.score_only:
-        campaign.run()
-    rows, designs = score_studies(campaign, device)
+    if args.merge:
+        rows, designs = merged_runs([Path(d) for d in args.merge])
+    else:
+        if not args.score_only:
+            campaign.run()
+        rows, designs = score_studies(campaign, device)
     rows.to_csv(out / "studies.csv", index=False)
+    designs.to_csv(out / "designs.csv", index=False)
     shown = table(rows)
     shown.to_csv(out / "table.csv", index=False)
     (out / "table.md").write_text(markdown(shown))

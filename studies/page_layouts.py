@@ -2,6 +2,7 @@
 
     python studies/page_layouts.py --scale full      # the full prior (CPU: about 15 minutes)
     python studies/page_layouts.py --scale cpu       # the tiny prior, every part end to end in about a minute
+    python studies/page_layouts.py --device cuda --parts rewards --methods drakes --drakes lr=3e-4,iterations=100
     workbench run studies/page_layouts.py --scale cpu
 
 Part 1, generation quality on the test split, per task (unconditional, classes given ``c_to_sp``, classes and sizes
@@ -65,12 +66,28 @@ parser.add_argument("--scale", choices=sorted(SCALES), default="full")
 parser.add_argument("--seeds", type=int, default=1)
 parser.add_argument("--out", default="runs/page_layouts")
 parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--device", default="cpu", help="where the prior and the samplers run, e.g. cuda")
+parser.add_argument("--parts", default="generation,rewards,front", help="which parts to run (comma-separated)")
+parser.add_argument("--methods", default=",".join(REWARD_METHODS), help="the reward-guided methods of part 2")
+parser.add_argument("--drakes", default="", metavar="KEY=VALUE,...",
+                    help="override DRAKES settings, e.g. lr=3e-4,kl_weight=1e-3,iterations=100")
 args, _ = parser.parse_known_args()
 cfg = SCALES[args.scale]
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
 torch.set_num_threads(args.threads)
 out = Path(args.out) / args.scale
 storage = f"sqlite:///{out}/layouts.db"
+parts = set(args.parts.split(","))
+methods = args.methods.split(",")
+if unknown := (parts - {"generation", "rewards", "front"}) | (set(methods) - set(REWARD_METHODS)):
+    raise SystemExit(f"unknown parts or methods {sorted(unknown)}")
+DRAKES_SETTINGS = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"],
+                   "truncate": cfg["truncate"], "kl_weight": 1e-2, "lr": 1e-3, "temperature": 0.5}
+for item in filter(None, args.drakes.split(",")):
+    key, _, value = item.partition("=")
+    if key not in DRAKES_SETTINGS:
+        raise SystemExit(f"unknown DRAKES setting {key!r}; choose from {sorted(DRAKES_SETTINGS)}")
+    DRAKES_SETTINGS[key] = type(DRAKES_SETTINGS[key])(float(value))
 
 
 def test_pages(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,10 +123,12 @@ def refine(dom: PageLayouts, classes: torch.Tensor, boxes: torch.Tensor, correct
     g = torch.Generator().manual_seed(seed)
     noisy = (boxes + NOISE * torch.randn(boxes.shape, generator=g)).clamp(0.0, 1.0) * (classes >= 0).unsqueeze(-1)
     partial = dom.partial("c_to_sp", classes, noisy)
-    prior = load_prior(cfg["prior"])
+    prior = load_prior(cfg["prior"], args.device)
     fix = correction(cfg["prior"]) if corrected else None
+    start = dom.encode(classes, noisy).to(args.device)
+    g = torch.Generator(args.device).manual_seed(seed + 1)
     with prior.correcting(fix):
-        x = prior.refine(dom.encode(classes, noisy), start=0.5, steps=steps // 2, generator=g, partial=partial)
+        x = prior.refine(start, start=0.5, steps=steps // 2, generator=g, partial=partial).cpu()
     counts = {"corrector_calls": fix.model.calls if fix else 0, "remasked_per_layout": fix.remasked / n if fix else 0}
     return x, counts
 
@@ -120,10 +139,9 @@ def reward_campaign(dom: PageLayouts, seeds: int) -> wb.Campaign:
     for seed in range(seeds):
         samplers = {"pretrained": Pretrained(**common), "best_of_n": BestOfN(n_samples=m + 1, **common),
                     "smc": SMC(alpha=0.1, **common), "svdd_pm": SVDD(n_candidates=m, value="pm", **common),
-                    "drakes": DRAKES(iterations=cfg["drakes_iterations"], train_batch=cfg["drakes_batch"],
-                                     truncate=cfg["truncate"], kl_weight=1e-2, lr=1e-3, temperature=0.5, **common)}
-        for label, sampler in samplers.items():
-            camp.add(dom, sampler, seed=seed, budget=n, label=label)
+                    "drakes": DRAKES(**DRAKES_SETTINGS, **common)}
+        for label in methods:
+            camp.add(dom, samplers[label], seed=seed, budget=n, label=label)
     return camp
 
 
@@ -156,70 +174,77 @@ def stored(camp: wb.Campaign) -> list[tuple]:
 if __name__ == "__main__":
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    dom = PageLayouts(objectives=("alignment", "overlap"), prior=cfg["prior"])
+    dom = PageLayouts(objectives=("alignment", "overlap"), prior=cfg["prior"], device=args.device)
     test = load_split("test")
     test_features = layout_features(*test)
     rows, drawings = [], {"real test pages": test_pages(12, 99)}
-    for seed in range(args.seeds):
-        camp, cond = generation_campaign(dom, seed)
-        camp.run(workers=1)
-        for label, entry, x, counters in stored(camp):
-            task, variant = label.split("/")
-            if entry.seed != seed:
-                continue
-            ref = test if task == "unconditional" else (cond["classes"], cond["boxes"])
-            rows.append({"task": task, "sampler": variant, "seed": seed, **quality(dom, x, ref, test_features),
-                         "denoiser_calls": counters.get("denoiser_calls", 0),
-                         "corrector_calls": counters.get("corrector_calls", 0),
-                         "remasked_per_layout": counters.get("corrector_remasked", 0) / n})
-            if seed == 0 and task in ("unconditional", "c_to_sp"):
-                drawings[f"{task}: {variant}"] = dom.decode_tensors(x[:12])
-        for corrected in (False, True):
-            x, counts = refine(dom, cond["classes"], cond["boxes"], corrected, seed)
-            rows.append({"task": "refinement", "sampler": "corrector" if corrected else "prior", "seed": seed,
-                         **quality(dom, x, (cond["classes"], cond["boxes"]), test_features),
-                         "denoiser_calls": steps // 2, **counts})
-    generation = pd.DataFrame(rows)
-    generation.to_csv(out / "generation.csv", index=False)
-    shown = generation.groupby(["task", "sampler"], sort=False).mean(numeric_only=True).drop(columns="seed")
-    (out / "generation.md").write_text(markdown(shown.reset_index().round(4)))
-    print(shown.round(4).to_string(), flush=True)
+    if "generation" in parts:
+        for seed in range(args.seeds):
+            camp, cond = generation_campaign(dom, seed)
+            camp.run(workers=1)
+            for label, entry, x, counters in stored(camp):
+                task, variant = label.split("/")
+                if entry.seed != seed:
+                    continue
+                ref = test if task == "unconditional" else (cond["classes"], cond["boxes"])
+                rows.append({"task": task, "sampler": variant, "seed": seed, **quality(dom, x, ref, test_features),
+                             "denoiser_calls": counters.get("denoiser_calls", 0),
+                             "corrector_calls": counters.get("corrector_calls", 0),
+                             "remasked_per_layout": counters.get("corrector_remasked", 0) / n})
+                if seed == 0 and task in ("unconditional", "c_to_sp"):
+                    drawings[f"{task}: {variant}"] = dom.decode_tensors(x[:12])
+            for corrected in (False, True):
+                x, counts = refine(dom, cond["classes"], cond["boxes"], corrected, seed)
+                rows.append({"task": "refinement", "sampler": "corrector" if corrected else "prior", "seed": seed,
+                             **quality(dom, x, (cond["classes"], cond["boxes"]), test_features),
+                             "denoiser_calls": steps // 2, **counts})
+        generation = pd.DataFrame(rows)
+        generation.to_csv(out / "generation.csv", index=False)
+        shown = generation.groupby(["task", "sampler"], sort=False).mean(numeric_only=True).drop(columns="seed")
+        (out / "generation.md").write_text(markdown(shown.reset_index().round(4)))
+        print(shown.round(4).to_string(), flush=True)
 
-    guided = PageLayouts(objectives=REWARD_OBJECTIVES, prior=cfg["prior"])
-    rewards_camp = reward_campaign(guided, args.seeds)
-    rewards_camp.run(workers=1)
-    reward_rows = []
-    for label, entry, x, counters in stored(rewards_camp):
-        reward_rows.append({"method": label, "seed": entry.seed,
-                            **quality(dom, x, test, test_features),
-                            "denoiser_sequences": counters.get("denoiser_sequences", 0),
-                            "reward_sequences": counters.get("reward_sequences", 0)})
-        if entry.seed == 0:
-            drawings[f"reward: {label}"] = dom.decode_tensors(x[:12])
-    rewards_table = pd.DataFrame(reward_rows)
-    rewards_table.to_csv(out / "rewards.csv", index=False)
-    summary = rewards_table.groupby("method", sort=False).agg(["mean", "min", "max"]).drop(columns="seed")
-    (out / "rewards.md").write_text(markdown(summary.reset_index().round(4)))
-    print(summary.round(4).to_string(), flush=True)
+    guided = PageLayouts(objectives=REWARD_OBJECTIVES, prior=cfg["prior"], device=args.device)
+    rewards_table = pd.DataFrame({"method": []})
+    if "rewards" in parts:
+        rewards_camp = reward_campaign(guided, args.seeds)
+        rewards_camp.run(workers=1)
+        reward_rows = []
+        for label, entry, x, counters in stored(rewards_camp):
+            reward_rows.append({"method": label, "seed": entry.seed,
+                                **quality(dom, x, test, test_features),
+                                "denoiser_sequences": counters.get("denoiser_sequences", 0),
+                                "reward_sequences": counters.get("reward_sequences", 0)})
+            if entry.seed == 0:
+                drawings[f"reward: {label}"] = dom.decode_tensors(x[:12])
+        rewards_table = pd.DataFrame(reward_rows)
+        rewards_table.to_csv(out / "rewards.csv", index=False)
+        summary = rewards_table.groupby("method", sort=False).agg(["mean", "min", "max"]).drop(columns="seed")
+        (out / "rewards.md").write_text(markdown(summary.reset_index().round(4)))
+        print(summary.round(4).to_string(), flush=True)
 
-    front_camp = front_campaign(guided)
-    front_camp.run(workers=1)
-    front_rows = [{"weights": label, **quality(dom, x, test, test_features)}
-                  for label, entry, x, _ in stored(front_camp)]
-    front_table = pd.DataFrame(front_rows)
-    front_table.to_csv(out / "front.csv", index=False)
-    pretrained = rewards_table[rewards_table.method == "pretrained"].mean(numeric_only=True)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, other in zip(axes, ("fid", "alignment")):
-        ax.plot(front_table[other], front_table["overlap"], "o", label="SVDD-PM, weights (alignment, overlap, coverage)")
-        for _, r in front_table.iterrows():
-            ax.annotate(r["weights"].removeprefix("svdd_pm_w"), (r[other], r["overlap"]), fontsize=7)
-        ax.scatter([pretrained[other]], [pretrained["overlap"]], marker="*", s=150, color="black", label="pretrained")
-        ax.set_xlabel("FID against test pages" if other == "fid" else "Alignment x 100")
-        ax.set_ylabel("Overlap x 100")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    wb.save(fig, out / "front.png")
-    plt.close(fig)
+    if "front" in parts:
+        front_camp = front_campaign(guided)
+        front_camp.run(workers=1)
+        front_rows = [{"weights": label, **quality(dom, x, test, test_features)}
+                      for label, entry, x, _ in stored(front_camp)]
+        front_table = pd.DataFrame(front_rows)
+        front_table.to_csv(out / "front.csv", index=False)
+        pretrained = rewards_table[rewards_table.method == "pretrained"]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, other in zip(axes, ("fid", "alignment")):
+            ax.plot(front_table[other], front_table["overlap"], "o",
+                    label="SVDD-PM, weights (alignment, overlap, coverage)")
+            for _, r in front_table.iterrows():
+                ax.annotate(r["weights"].removeprefix("svdd_pm_w"), (r[other], r["overlap"]), fontsize=7)
+            if len(pretrained):
+                ax.scatter([pretrained[other].mean()], [pretrained["overlap"].mean()], marker="*", s=150,
+                           color="black", label="pretrained")
+            ax.set_xlabel("FID against test pages" if other == "fid" else "Alignment x 100")
+            ax.set_ylabel("Overlap x 100")
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        wb.save(fig, out / "front.png")
+        plt.close(fig)
     draw_comparison(drawings, out / "pages.png", per_group=8)
     print(f"wrote {out}/ in {time.perf_counter() - started:.0f} s")
