@@ -53,7 +53,7 @@ def test_bad_arguments(tmp_path, zdt1_domain):
         NSGA2(pop_size=1)
     with pytest.raises(TypeError, match="optimizer must be a workbench Optimizer"):
         wb.Study(zdt1_domain, "nsga2", storage=_db(tmp_path))
-    with pytest.raises(wb.StorageError, match="only sqlite:///PATH is supported"):
+    with pytest.raises(wb.StorageError, match="unsupported storage URL .mysql:.*use sqlite:///PATH or postgresql://"):
         wb.Study(zdt1_domain, NSGA2(), storage="mysql://localhost/db")
 
 

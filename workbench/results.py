@@ -13,13 +13,13 @@ from .objectives import Constraint, Objective, violations
 from .pareto import hypervolume as _hypervolume
 from .pareto import is_nondominated
 from .spaces import Space, space_from_spec
-from .storage import SQLiteStorage, StudyRecord
+from .storage import Storage, StudyRecord, open_storage
 
 
 class StudyResults:
     """Everything stored about one study, decoded with the spec stored beside it."""
 
-    def __init__(self, storage: SQLiteStorage, record: StudyRecord) -> None:
+    def __init__(self, storage: Storage, record: StudyRecord) -> None:
         self.storage = storage
         self.record = record
         spec = record.spec
@@ -30,9 +30,9 @@ class StudyResults:
         self._raw: dict[str, Any] | None = None
 
     @classmethod
-    def load(cls, storage: SQLiteStorage | str, name: str) -> StudyResults:
-        if not isinstance(storage, SQLiteStorage):
-            storage = SQLiteStorage(storage, create=False)
+    def load(cls, storage: Storage | str, name: str) -> StudyResults:
+        if not isinstance(storage, Storage):
+            storage = open_storage(storage, create=False)
         return cls(storage, storage.get_study(name))
 
     def refresh(self) -> StudyResults:

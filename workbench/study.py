@@ -18,7 +18,7 @@ from .evaluation import Evaluator
 from .optimizer import Optimizer, Problem
 from .results import StudyResults
 from .serialization import pack, unpack
-from .storage import BatchRows, SQLiteStorage, StorageError, open_storage
+from .storage import BatchRows, Storage, StorageError, open_storage
 
 # parts of the stored spec that must match when a study is resumed
 _IDENTITY = (("domain", "space"), ("domain", "objectives"), ("domain", "constraints"), ("optimizer", "class"),
@@ -33,7 +33,7 @@ class Study:
     the optimizer state stored beside it, so a resumed run equals an uninterrupted one.
     """
 
-    def __init__(self, domain: Domain, optimizer: Optimizer, storage: str | SQLiteStorage | None = None,
+    def __init__(self, domain: Domain, optimizer: Optimizer, storage: str | Storage | None = None,
                  name: str | None = None, seed: int = 0, device: str | torch.device | None = "auto",
                  batch_size: int | None = None, chunk_size: int | None = None, campaign: str | None = None,
                  settings: dict[str, Any] | None = None) -> None:
@@ -47,7 +47,7 @@ class Study:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.domain = domain
         self.optimizer = optimizer
-        self.storage = storage if isinstance(storage, SQLiteStorage) else open_storage(storage)
+        self.storage = storage if isinstance(storage, Storage) else open_storage(storage)
         self.name = name or f"{domain.name}-{optimizer.name}-seed{seed}"
         self.seed = int(seed)
         self.device = resolve_device(device)
@@ -77,8 +77,9 @@ class Study:
                 for key in path:
                     stored, ours = stored.get(key) if isinstance(stored, dict) else None, ours.get(key)
                 if stored != ours:
-                    raise StorageError(f"study {self.name!r} already exists in {self.storage.url!r} with a different "
-                                       f"{'.'.join(path)} ({stored!r} there, {ours!r} here); choose another name")
+                    raise StorageError(f"study {self.name!r} already exists in {self.storage.safe_url!r} with a "
+                                       f"different {'.'.join(path)} ({stored!r} there, {ours!r} here); "
+                                       f"choose another name")
         ref = None
         if all(o.ref is not None for o in self.domain.objectives):
             ref = torch.tensor([o.ref * o.sign for o in self.domain.objectives], dtype=torch.float64, device=self.device)
@@ -181,6 +182,6 @@ class Study:
         return dict(self._counters)
 
     @staticmethod
-    def load(storage: str | SQLiteStorage, name: str) -> StudyResults:
+    def load(storage: str | Storage, name: str) -> StudyResults:
         """Open a stored study read-only, without its domain or optimizer code."""
         return StudyResults.load(storage, name)

@@ -1,0 +1,190 @@
+"""PostgreSQL storage: the SQLite storage's schema and API on a server, for campaigns on many machines.
+
+URLs are libpq's: ``postgresql://user[:password]@host[:port]/database[?param=value...]``; a Unix socket
+directory goes in ``?host=/path`` (or percent-encoded as the host). ``postgresql+psycopg://`` (SQLAlchemy's
+spelling, as Optuna's storage URLs use it) is accepted too. The database must exist; the tables are created
+on first use.
+
+Each process (and thread) holds one connection per URL, opened on first use and shared by every storage
+object of that URL, and opens a fresh one after a fork or a lost connection. Each batch is one transaction;
+writers of the same study are serialized by a lock on the study's row, writers of different studies do not
+wait for each other.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .base import EVALUATION_COLUMNS, Storage, StorageError, redact_url
+
+SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+CONNECT_TIMEOUT = 10  # seconds; libpq's default is to wait forever for a host that drops packets
+_SCHEMA_LOCK = 0x776F726B62656E63  # advisory lock key ("workbenc") held while creating the tables
+_COPY = f"COPY evaluations ({', '.join(EVALUATION_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["int8", "int8", "int8", "bytea", "bytea", "bytea", "int4", "text", "float8", "text", "float8"]
+
+# (pid, thread, conninfo) -> connection: a child process after a fork, or another thread, never uses the
+# parent's; the parent's stays referenced here, unclosed, so the child cannot end the parent's session
+_CONNECTIONS: dict[tuple[int, int, str], Any] = {}
+
+
+@atexit.register
+def _close_connections() -> None:
+    """End this process's sessions cleanly at exit (the server would otherwise log them as lost)."""
+    for key in [k for k in _CONNECTIONS if k[0] == os.getpid()]:
+        _CONNECTIONS.pop(key).close()
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError("PostgreSQL storage needs psycopg 3: pip install 'design-workbench[postgres]' "
+                          "(or pip install 'psycopg[binary]')") from None
+    return psycopg
+
+
+def _libpq_url(url: str) -> str:
+    """The URL libpq understands: SQLAlchemy's ``postgresql+psycopg://`` becomes ``postgresql://``."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.lower() == "postgresql+psycopg" else url
+
+
+def _where(params: dict[str, Any]) -> str:
+    host = params.get("host") or params.get("hostaddr") or "localhost (the default socket)"
+    port = params.get("port") or "5432"
+    return f"the socket directory {host} (port {port})" if str(host).startswith("/") else f"{host}:{port}"
+
+
+def _hint(reason: str, params: dict[str, Any]) -> str:
+    """What the user should check, from libpq's reason for refusing a connection."""
+    text = reason.lower()
+    user = params.get("user") or "(your login name)"
+    database = params.get("dbname") or user
+    if "password" in text:
+        return (f"check the user name ({user}) and the password, given in the URL, in PGPASSWORD or in "
+                f"~/.pgpass")
+    if "database" in text and "does not exist" in text:
+        return (f"the server runs but has no database {database!r}: create it first (`createdb {database}` "
+                f"or CREATE DATABASE {database}) or fix the name in the URL")
+    if "role" in text and "does not exist" in text:
+        return f"the server has no user {user!r}: fix the user name in the URL or create the role (CREATE ROLE)"
+    if "pg_hba.conf" in text:
+        return "the server refuses this user, database or client address: add a line for it to the server's pg_hba.conf"
+    if "too many clients" in text or "connection slots" in text:
+        return "the server has no connection slot left: raise its max_connections or run fewer worker processes"
+    return (f"check that a PostgreSQL server is running at {_where(params)} and accepts connections from this "
+            f"machine (host and port in the URL; listen_addresses and pg_hba.conf on the server; firewalls)")
+
+
+def _reason(err: Exception) -> str:
+    """libpq's message on one line, without psycopg's 'connection failed:' / 'connection is bad:' prefixes."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = " ".join(line if line[-1] in ".?!:;" else line + "." for line in lines[:-1])
+    text = re.sub(r"\s+", " ", f"{text} {lines[-1] if lines else ''}").strip()
+    return re.sub(r"^(connection failed:\s*|connection is bad:\s*)+", "", text)
+
+
+class PostgresStorage(Storage):
+    """Studies, evaluations and optimizer snapshots in a PostgreSQL database (same tables as SQLite)."""
+
+    TYPES = {"serial": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "int": "BIGINT",
+             "real": "DOUBLE PRECISION", "blob": "BYTEA", "evaluations_options": "", "study_ref": ""}
+    FOR_UPDATE = " FOR UPDATE"
+
+    def __init__(self, url: str, create: bool = True, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        psycopg = _psycopg()
+        self.url = url
+        self._libpq = _libpq_url(url)
+        try:
+            self._params = psycopg.conninfo.conninfo_to_dict(self._libpq)
+        except psycopg.ProgrammingError as err:
+            raise StorageError(f"bad PostgreSQL URL {redact_url(url)!r}: {_reason(err)}; expected "
+                               f"postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE") from None
+        self._connect_args = {"autocommit": True, "application_name": "workbench"}
+        if "connect_timeout" not in self._params:
+            self._connect_args["connect_timeout"] = int(connect_timeout)
+        self.conn  # connect now: a bad URL fails here, with its reason, not at the first batch
+        self._init_schema(create)
+
+    # ----------------------------------------------------------------- plumbing
+    def _key(self) -> tuple[int, int, str]:
+        return os.getpid(), threading.get_ident(), self._libpq
+
+    @property
+    def conn(self) -> Any:
+        """This process's (and thread's) connection to the URL, opened again after a fork or a lost connection."""
+        key = self._key()
+        conn = _CONNECTIONS.get(key)
+        if conn is None or conn.closed or conn.broken:
+            conn = _CONNECTIONS[key] = self._connect()
+        return conn
+
+    def _connect(self) -> Any:
+        psycopg = _psycopg()
+        try:
+            return psycopg.connect(self._libpq, **self._connect_args)
+        except psycopg.Error as err:
+            reason = _reason(err)
+            raise StorageError(f"cannot connect to PostgreSQL storage {self.safe_url!r}: {reason}; "
+                               f"{_hint(reason, self._params)}") from None
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A lost connection or a server shutting down becomes a StorageError naming the URL."""
+        psycopg = _psycopg()
+        try:
+            yield
+        except psycopg.OperationalError as err:
+            raise StorageError(f"PostgreSQL storage {self.safe_url!r}: {_reason(err)}; the unfinished "
+                               f"transaction was not stored (a study resumes from its last stored batch)") from None
+        except psycopg.errors.UniqueViolation as err:  # the row lock in append_batch should make this unreachable
+            raise StorageError(f"PostgreSQL storage {self.safe_url!r}: {_reason(err)}; nothing of this batch was "
+                               f"stored; is another process running the same study?") from None
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read; retried once on a fresh connection if the one in hand turns out to be lost."""
+        sql = sql.replace("?", "%s")
+        with self._errors():
+            conn = self.conn
+            try:
+                return conn.cursor(binary=True).execute(sql, params).fetchall()
+            except _psycopg().OperationalError:
+                if not conn.broken:
+                    raise
+            return self.conn.cursor(binary=True).execute(sql, params).fetchall()
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self._errors():
+            conn = self.conn
+            with conn.transaction():
+                yield conn.cursor(binary=True)
+
+    def _execute(self, tx: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return tx.execute(sql.replace("?", "%s"), params)
+
+    def _insert_evaluations(self, tx: Any, records: list[tuple[Any, ...]]) -> None:
+        """Binary COPY: one round trip for the whole batch."""
+        with tx.copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for record in records:
+                copy.write_row(record)
+
+    def _table_names(self) -> set[str]:
+        return {r[0] for r in self._rows("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+    def _lock_schema(self, tx: Any) -> None:
+        self._execute(tx, "SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+
+    def close(self) -> None:
+        """Close this process's connection to the URL (other storage objects of the URL reconnect on use)."""
+        conn = _CONNECTIONS.pop(self._key(), None)
+        if conn is not None:
+            conn.close()
