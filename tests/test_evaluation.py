@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -69,3 +70,70 @@ def test_device_resolution(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             wb.resolve_device("cuda")
+
+
+def _counting_domain(calls: list[int]) -> wb.Domain:
+    """Two objectives of three variables; ``b`` is NaN where x2 > 0.8 (those rows fail with a message)."""
+
+    def fn(x):
+        calls.append(len(x))
+        f = torch.stack([x.sum(1), x[:, 0] - x[:, 1]], 1)
+        f[x[:, 2] > 0.8, 1] = float("nan")
+        return f
+
+    return wb.Domain.from_function(wb.MixedSpace.box(3), fn, objectives=["a", "b"])
+
+
+def test_the_cache_serves_repeats_with_their_messages_and_drops_the_oldest_first():
+    calls: list[int] = []
+    dom = _counting_domain(calls)
+    engine = wb.Evaluator(dom, "cpu", cache_size=6)
+    a = torch.tensor([[0.1, 0.2, 0.9], [0.3, 0.1, 0.2], [0.5, 0.5, 0.5], [0.7, 0.2, 0.1]], dtype=torch.float64)
+    b = a * 0.5
+    first = engine(a)
+    assert calls == [4] and first.ok.tolist() == [False, True, True, True]
+    again = engine(torch.cat([a[2:], a[:2]]))
+    assert calls == [4]  # all four from the cache, the failed row with its message
+    assert again.errors == [None, None, "objective 'b' is nan", None] and again.ok.tolist() == [True, True, False, True]
+    assert torch.equal(again.objectives[:2], first.objectives[2:])
+    assert torch.equal(again.objectives[3], first.objectives[1])
+    engine(b)  # four more: the cache keeps the last six, a[2:] and b
+    assert calls == [4, 4]
+    engine(a)
+    assert calls == [4, 4, 2]  # a[:2] were dropped and are evaluated again
+    invalid = torch.tensor([[1.5, 0.0, 0.0], [0.3, 0.1, 0.2]], dtype=torch.float64)
+    mixed = engine(invalid)
+    assert calls == [4, 4, 2] and mixed.errors[0].startswith("invalid design") and mixed.ok.tolist() == [False, True]
+    twice = torch.full((2, 3), 0.375, dtype=torch.float64)  # a new design twice in one batch: both evaluated
+    engine(twice)
+    assert calls == [4, 4, 2, 2]
+
+
+def test_equal_hashes_of_different_designs_are_a_miss_never_a_wrong_score(monkeypatch):
+    import workbench.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "_row_hashes", lambda keys: np.zeros(len(keys), dtype=np.uint64))
+    calls: list[int] = []
+    dom = _counting_domain(calls)
+    x = dom.space.sample(50, torch.Generator().manual_seed(0))
+    engine = wb.Evaluator(dom, "cpu")
+    engine(x)
+    out = engine(torch.cat([x[:1], x[1:] * 0.5]))  # every hash equals every other: only x[0] is really cached
+    assert calls == [50, 49]
+    reference = wb.Evaluator(dom, "cpu", cache_size=0)(torch.cat([x[:1], x[1:] * 0.5]))
+    assert torch.equal(out.objectives.nan_to_num(-1), reference.objectives.nan_to_num(-1))
+    assert out.errors == reference.errors and torch.equal(out.ok, reference.ok)
+
+
+def test_a_large_batch_with_repeats_equals_scoring_without_cache():
+    calls: list[int] = []
+    dom = _counting_domain(calls)
+    x = dom.space.sample(20_000, torch.Generator().manual_seed(3))
+    engine = wb.Evaluator(dom, "cpu")
+    engine(x[:5000])
+    batch = torch.cat([x[2500:], x[:2500]])  # 5,000 cached rows (in two places), 15,000 new
+    out = engine(batch)
+    assert calls == [5000, 15_000]
+    reference = wb.Evaluator(dom, "cpu", cache_size=0)(batch)
+    assert torch.equal(out.objectives.nan_to_num(-1), reference.objectives.nan_to_num(-1))
+    assert out.errors == reference.errors and torch.equal(out.ok, reference.ok) and not out.ok.all()

@@ -117,6 +117,19 @@ def test_drakes_fine_tunes_toward_the_reward_and_the_kl_keeps_it_near_the_prior(
         assert all("tuned" not in unpack(blob) for (blob,) in db.execute("SELECT state FROM snapshots"))
 
 
+def test_drakes_straight_through_scores_the_hard_designs(motif, tmp_path):
+    opt = DRAKES(kl_weight=0.0, iterations=6, train_batch=16, truncate=6, steps=STEPS, lr=1e-3, temperature=0.5,
+                 batch_size=16, straight_through=True)
+    run(motif, opt, tmp_path, budget=16, name="st")
+    # the motif count of a hard design is a whole number, so the batch's mean reward is a multiple of 1/16;
+    # relaxed (fractional) designs give other values
+    assert all(abs(16 * h["reward"] - round(16 * h["reward"])) < 1e-3 for h in opt.history)
+    assert not all(abs(16 * h["reward"] - round(16 * h["reward"])) < 1e-3
+                   for h in run(motif, DRAKES(kl_weight=0.0, iterations=6, train_batch=16, truncate=6, steps=STEPS,
+                                              lr=1e-3, temperature=0.5, batch_size=16), tmp_path, budget=16,
+                                name="soft").optimizer.history)
+
+
 def test_drakes_skips_a_non_finite_gradient_instead_of_applying_it(motif, tmp_path, monkeypatch):
     soft = motif.evaluate_soft
     calls = []
@@ -153,7 +166,12 @@ def test_drakes_naturalness_budget_holds_where_free_fine_tuning_breaks_it(motif,
     assert guarded < 2.5 * base  # budget: at most twice the pretrained distance on the check batch (plus noise)
     checks = guarded_opt.checks
     assert [c["iteration"] for c in checks] == [5, 10, 15, 20]
-    assert any(not c["within"] for c in checks) and guarded_opt.kl_weight > 1e-2  # a broken check raised the KL
+    assert any(not c["within"] for c in checks) and guarded_opt.kl_now > 1e-2  # a broken check raised the KL
+    # the raised weight is state, not a setting: the finished study opens again from a fresh, equal optimizer
+    reopened_opt = DRAKES(kl_weight=1e-2, budget=1.0, naturalness=kmer_naturalness, **common)
+    reopened = run(motif, reopened_opt, tmp_path, name="guarded")
+    assert reopened_opt.kl_weight == 1e-2 and reopened_opt.kl_now == guarded_opt.kl_now
+    assert reopened.results()["sequence"].tolist() == guarded_study.results()["sequence"].tolist()
     assert mean_count(guarded_study) > mean_count(run(motif, Pretrained(steps=STEPS, batch_size=N), tmp_path,
                                                       name="base")) + 0.1  # and some reward gain is kept
 

@@ -9,6 +9,7 @@ each test gets a fresh database. Without the server binaries these tests fail, s
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -31,7 +32,7 @@ import workbench as wb  # noqa: E402
 from optimizers import NSGA2, RandomSearch  # noqa: E402
 from workbench.cli import main  # noqa: E402
 from workbench.serialization import pack  # noqa: E402
-from workbench.storage import BatchRows, open_storage, redact_url  # noqa: E402
+from workbench.storage import BatchRows, Storage, open_storage, redact_url  # noqa: E402
 
 _databases = itertools.count()
 
@@ -185,8 +186,71 @@ def test_first_use_from_many_threads_makes_one_schema_and_one_study(url):
 def test_a_storage_written_by_a_newer_workbench_is_refused(url):
     storage = open_storage(url)
     storage.conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(wb.StorageError, match="has schema version 99; this workbench reads up to 1: upgrade"):
+    with pytest.raises(wb.StorageError, match="has schema version 99; this workbench reads up to 2: upgrade"):
         open_storage(url)
+
+
+def _failing_domain() -> wb.Domain:
+    """ZDT1 on 6 variables with a constraint; f2 is NaN where x1 > 0.9, so some rows fail with a message."""
+
+    def fn(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        g = 1 + 9 * x[:, 1:].mean(1)
+        f2 = g * (1 - torch.sqrt(x[:, 0] / g))
+        return {"f1": x[:, 0], "f2": torch.where(x[:, 1] > 0.9, torch.full_like(f2, float("nan")), f2),
+                "c": x[:, 2] - 0.8}
+
+    return wb.Domain.from_function(wb.MixedSpace.box(6), fn, objectives=["f1", "f2"],
+                                   constraints=[wb.Constraint("c", 0.0, "<=")], name="failing")
+
+
+def _write_version_1(url: str, study: wb.Study, source: Storage) -> None:
+    """Make the empty storage at ``url`` what workbench wrote before blocks (schema version 1), holding the study
+    that ``source`` holds under ``study.name``: one ``evaluations`` row per design, as version 1 encoded it."""
+    storage = open_storage(url)
+    ph = "%s" if url.startswith("postgresql") else "?"
+    cur = storage.conn.cursor()
+    cur.execute("DROP TABLE batches")  # the tables of version 1 are the others, unchanged
+    cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    record, _ = storage.get_or_create_study(study.name, study.spec())
+    stored = source.get_study(study.name)
+    raw = source.load_evaluations(stored.id, 2, 1)
+    rows = [(record.id, int(raw["idx"][i]), int(raw["batch"][i]), raw["x"][i], raw["f"][i].astype("<f8").tobytes(),
+             raw["g"][i].astype("<f8").tobytes(), int(raw["ok"][i]), raw["error"][i], float(raw["seconds"][i]),
+             raw["worker"][i], float(raw["created"][i])) for i in range(len(raw["idx"]))]
+    cur.executemany(f"INSERT INTO evaluations VALUES ({', '.join([ph] * 11)})", rows)
+    batch, n_evals, state, counters = source.load_snapshot(stored.id)
+    cur.execute(f"INSERT INTO snapshots VALUES ({', '.join([ph] * 6)})",
+                (record.id, batch, n_evals, state, json.dumps(counters), time.time()))
+    storage.close()
+
+
+def test_a_version_1_storage_opens_reads_the_same_as_blocks_and_resumes_in_blocks(url, tmp_path, one_thread):
+    """Studies written one row per design (schema version 1) read exactly as the same studies stored in blocks,
+    and go on in blocks: a resumed one equals an uninterrupted run."""
+    blocks = f"sqlite:///{tmp_path / 'blocks.db'}"
+
+    def study(storage: str) -> wb.Study:
+        return wb.Study(_failing_domain(), NSGA2(pop_size=16), storage=storage, name="s", seed=7, device="cpu")
+
+    part = study(blocks).run(96, progress=False)  # six generations, in blocks
+    _write_version_1(url, part, part.storage)
+    assert wb.Study.load(blocks, "s").frame()["status"].eq("failed").any()
+    old = open_storage(url, create=False)  # opening migrates: version 2, the batches table added
+    assert old._rows("SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+    assert "batches" in old._table_names() and old.count(old.get_study("s").id) == 96
+    pd.testing.assert_frame_equal(wb.Study.load(url, "s").frame(), wb.Study.load(blocks, "s").frame())
+    [row] = old.summary()
+    [reference] = open_storage(blocks, create=False).summary()
+    assert {k: row[k] for k in ("evaluations", "failed")} == {k: reference[k] for k in ("evaluations", "failed")}
+    assert row["failed"] > 0
+
+    resumed = study(url).run(160, progress=False)  # batches 6..9 are stored as blocks after the rows
+    straight = study(f"sqlite:///{tmp_path / 'straight.db'}").run(160, progress=False)
+    assert resumed.storage.count(resumed.storage.get_study("s").id) == 160
+    pd.testing.assert_frame_equal(_stored(url, "s"), _stored(straight.storage.url, "s"))
+    assert list(wb.Study.load(url, "s").frame()["batch"]) == [i // 16 for i in range(160)]
+    assert open_storage(url, create=False).summary()[0]["evaluations"] == 160
+    assert main(["status", url]) == 0
 
 
 # -------------------------------------------------------------------------------- many writers

@@ -161,3 +161,23 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert list(killed.index) == list(range(400))
     cols = [c for c in clean.columns if c not in ("seconds", "worker")]
     assert killed[cols].equals(clean[cols])
+
+
+def test_a_stale_study_object_fails_on_the_stored_batch_then_resumes_from_storage(tmp_path, zdt1_domain):
+    """Batches are stored by a thread of the study while the next one is computed: a write refused there is
+    raised by run(), and the object's next run starts again from what the storage holds."""
+    url = _db(tmp_path)
+    stale = wb.Study(zdt1_domain, NSGA2(pop_size=10), storage=url, name="s", device="cpu")
+    other = wb.Study(zdt1_domain, NSGA2(pop_size=10), storage=url, name="s", device="cpu")
+    stale.run(20, progress=False)
+    other.run(40, progress=False)  # the storage holds 40 now; ``stale`` believes 20
+    with pytest.raises(wb.StorageError, match="expected 20 stored evaluations before batch 2, found 40"):
+        stale.run(60, progress=False)
+    assert stale.run(60, progress=False).n_evaluations == 60
+    straight = wb.Study(zdt1_domain, NSGA2(pop_size=10), storage=_db(tmp_path, "straight.db"), name="s", device="cpu")
+    cols = ["x0", "x1", "f1", "f2"]
+    assert stale.results()[cols].equals(straight.run(60, progress=False).results()[cols])
+    assert list(stale.results()["batch"]) == [i // 10 for i in range(60)]
+    timings = straight.timings
+    assert set(timings) == {"ask", "evaluate", "rows", "tell", "snapshot", "store_wait", "store"}
+    assert all(timings[k] > 0 for k in ("ask", "evaluate", "tell", "snapshot", "store"))

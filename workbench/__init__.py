@@ -1,6 +1,7 @@
 """design-workbench: studies, campaigns and Pareto analysis for scientific design optimization."""
 
 from ._version import __version__
+from .determinism import deterministic_mode  # first: sets the cuBLAS workspace before anything touches CUDA
 from .campaign import Campaign
 from .counterfactuals import counterfactuals
 from .device import resolve_device
@@ -14,7 +15,8 @@ from .spaces import Binary, Categorical, Integer, MixedSpace, Real, SequenceSpac
 from .storage import StorageError, open_storage
 from .study import Study
 
-__all__ = ["__version__", "Campaign", "counterfactuals", "resolve_device", "Domain", "Evaluation", "FunctionDomain", "Evaluator", "Constraint",
+__all__ = ["__version__", "deterministic_mode", "Campaign", "counterfactuals", "resolve_device", "Domain", "Evaluation",
+           "FunctionDomain", "Evaluator", "Constraint",
            "Objective", "Optimizer", "Problem", "StudyResults", "Binary", "Categorical", "Integer", "MixedSpace", "Real",
            "SequenceSpace", "Space", "TensorSpace", "StorageError", "open_storage", "Study",
            "plot_hypervolume", "plot_parallel", "plot_pairwise", "plot_pareto", "save"]

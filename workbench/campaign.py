@@ -26,6 +26,8 @@ from .storage import StorageError, open_storage
 from .study import Study
 
 WORKERS_ENV = "WORKBENCH_WORKERS"
+EXECUTOR_ENV = "WORKBENCH_EXECUTOR"  # "local" or "ray": the executor of Campaign.run when it names none
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Entry:
     budget: int
     batch_size: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=dict)  # num_cpus / num_gpus of its Ray task
 
 
 class Campaign:
@@ -51,20 +54,33 @@ class Campaign:
     entry when the campaign was not defined at the top level of a file).
     """
 
-    def __init__(self, name: str, storage: str | None = None, device: str = "auto") -> None:
+    def __init__(self, name: str, storage: str | None = None, device: str = "auto",
+                 deterministic: bool = False) -> None:
         if not name or "/" in name:
             raise ValueError(f"campaign name must be non-empty and without '/', got {name!r}")
         self.name = name
         self.storage_url = storage or "sqlite:///runs.db"
         self.device = device
+        self.deterministic = bool(deterministic)  # every study on PyTorch's deterministic kernels (Study)
         self.entries: dict[str, Entry] = {}
         caller = inspect.stack()[1]
         self._source = os.path.abspath(caller.filename) if caller.function == "<module>" and os.path.exists(caller.filename) else None
 
     # ---------------------------------------------------------------- building
     def add(self, domain: Domain, optimizer: Optimizer, seed: int = 0, budget: int = 1000, label: str | None = None,
-            batch_size: int | None = None, name: str | None = None, **settings: Any) -> str:
-        """Add one study; returns its name (``campaign/domain/label/seedN`` unless given)."""
+            batch_size: int | None = None, name: str | None = None, num_cpus: float | None = None,
+            num_gpus: float | None = None, **settings: Any) -> str:
+        """Add one study; returns its name (``campaign/domain/label/seedN`` unless given).
+
+        ``num_cpus`` / ``num_gpus``: what its Ray task asks for with ``run(executor="ray")`` (default 1 CPU,
+        no GPU); other executors ignore them.
+        """
+        resources = {}
+        for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value < 0:
+                    raise ValueError(f"{key} must be a non-negative number, got {value!r}")
+                resources[key] = float(value)
         label = label or optimizer.name
         name = name or f"{self.name}/{domain.name}/{label}/seed{seed}"
         if name in self.entries:
@@ -72,7 +88,7 @@ class Campaign:
         if not isinstance(budget, (int, np.integer)) or budget <= 0:
             raise ValueError(f"budget must be a positive number of evaluations, got {budget!r}")
         self.entries[name] = Entry(name, domain, copy.deepcopy(optimizer), label, int(seed), int(budget), batch_size,
-                                   dict(settings))
+                                   dict(settings), resources)
         return name
 
     def grid(self, domains: Domain | Iterable[Domain], optimizers: Mapping[str, Optimizer], seeds: Iterable[int],
@@ -89,11 +105,30 @@ class Campaign:
         e = self.entries[name]
         settings = {"label": e.label, "budget": e.budget, **e.settings}
         return Study(e.domain, e.optimizer, storage=self.storage_url, name=e.name, seed=e.seed, device=self.device,
-                     batch_size=e.batch_size, campaign=self.name, settings=settings)
+                     batch_size=e.batch_size, campaign=self.name, settings=settings,
+                     deterministic=self.deterministic)
 
     # ----------------------------------------------------------------- running
-    def run(self, workers: int | None = None, progress: bool = True) -> pd.DataFrame:
-        """Run every study to its budget; returns one row per study (name, status, error)."""
+    def run(self, workers: int | None = None, progress: bool = True, executor: str | None = None,
+            address: str | None = None, max_retries: int = 2) -> pd.DataFrame:
+        """Run every study to its budget; returns one row per study (name, status, error).
+
+        ``executor="local"`` (default, or ``$WORKBENCH_EXECUTOR``): in this process, or in ``workers`` spawned
+        processes. ``executor="ray"``: each study is a Ray task with its entry's ``num_cpus`` / ``num_gpus``, on a
+        local Ray (``address=None``), the cluster started on this machine (``"auto"``) or the one at
+        ``"HOST:PORT"``; ``workers`` then caps the studies in flight, and a study whose worker process dies is
+        run again (it resumes from its last stored batch) up to ``max_retries`` times, then reported failed.
+        """
+        executor = executor or os.environ.get(EXECUTOR_ENV) or "local"
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+        if executor == "ray":
+            from .executors.ray_session import import_ray
+
+            import_ray()  # says how to install Ray before anything starts
+        elif address is not None:
+            raise ValueError(f"address={address!r} names a Ray cluster; it needs executor='ray'")
+        limit = workers
         if workers is None:
             workers = int(os.environ.get(WORKERS_ENV, "1"))
         if workers < 1:
@@ -101,7 +136,18 @@ class Campaign:
         names = list(self.entries)
         outcome: dict[str, str | None] = {}
         bar = tqdm(total=len(names), desc=f"campaign {self.name}", disable=not progress)
-        if workers == 1 or len(names) == 1:
+        if executor == "ray":
+            from .executors.ray_campaign import run_on_ray
+
+            def done(name: str, error: str | None) -> None:
+                outcome[name] = error
+                bar.update(1)
+
+            try:
+                run_on_ray(self, names, address, max_retries, limit, done)
+            finally:
+                bar.close()
+        elif workers == 1 or len(names) == 1:
             for n in names:
                 outcome[n] = _run_entry(self, n)  # one bar over studies; nested study bars clutter logs
                 bar.update(1)
@@ -240,8 +286,16 @@ class Campaign:
         ax.set_title(f"{self.name}: {domain}, seed {seed}")
         return ax
 
-    def report(self, out_dir: str | os.PathLike, ref: Any = None) -> dict[str, Path]:
-        """Write the comparison table and, per domain, a hypervolume and a Pareto plot."""
+    def report(self, out_dir: str | os.PathLike, ref: Any = None, format: str = "png") -> dict[str, Path]:
+        """Write the comparison table and, per domain, a hypervolume and a Pareto plot (``format="png"``), or one
+        self-contained HTML page (``format="html"``: ``out_dir`` is the .html file, or a folder that gets
+        ``<campaign>.html``) with the tables, interactive fronts and pictures of the best designs."""
+        if format not in ("png", "html"):
+            raise ValueError(f"format must be 'png' or 'html', got {format!r}")
+        if format == "html":
+            from .report import html_path, write_html
+
+            return {"html": write_html(self, html_path(out_dir, self.name, several=False), ref=ref)}
         import matplotlib.pyplot as plt
 
         from .plotting import save

@@ -33,7 +33,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage, create=False)
     rows = storage.summary()
     if not rows:
-        print(f"{storage.url}: no studies")
+        print(f"{storage.safe_url}: no studies")
         return 0
     table = pd.DataFrame(rows)
     table["updated"] = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) for t in table["updated"]]
@@ -88,7 +88,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage, create=False)
     names = args.study or storage.study_names()
     if not names:
-        raise SystemExit(f"workbench export: {storage.url} has no studies")
+        raise SystemExit(f"workbench export: {storage.safe_url} has no studies")
     frames = []
     for n in names:
         frame = StudyResults(storage, storage.get_study(n)).frame().reset_index()
@@ -102,6 +102,34 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         table.to_csv(out, index=False)
     print(f"wrote {len(table)} rows from {len(names)} studies to {out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .report import campaigns_from_file, html_path, stored_campaigns, write_html
+
+    names = args.campaign or None
+    source = str(args.source)
+    try:
+        if source.endswith(".py"):
+            campaigns = campaigns_from_file(source, names)
+        else:
+            campaigns = stored_campaigns(source, names)
+    except (FileNotFoundError, ImportError) as err:
+        raise SystemExit(f"workbench report: {err}") from None
+    ref = [float(v) for v in args.ref.split(",")] if args.ref else None
+    for campaign in campaigns:
+        started = time.perf_counter()
+        try:
+            path = html_path(args.out, campaign.name, several=len(campaigns) > 1)
+            write_html(campaign, path, ref=ref, pictures=not args.no_pictures)
+        except (FileExistsError, ImportError) as err:
+            raise SystemExit(f"workbench report: {err}") from None
+        size = path.stat().st_size / 2 ** 20
+        print(f"wrote {path} ({size:.1f} MB, {time.perf_counter() - started:.1f} s)")
     return 0
 
 
@@ -133,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file (.csv, or .parquet if pyarrow is installed)")
     p.add_argument("--study", action="append", help="study name (repeatable; default all)")
     p.set_defaults(fn=_cmd_export)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of each campaign (the storage is only read)")
+    p.add_argument("source", help="storage URL or path (no pictures), or the campaign file (.py) that ran it "
+                                  "(its domains draw the best designs)")
+    p.add_argument("--out", required=True, help="output page, e.g. report.html (several campaigns: report-NAME.html)")
+    p.add_argument("--campaign", action="append", help="campaign name (repeatable; default all)")
+    p.add_argument("--ref", default=None, help="hypervolume reference point, comma-separated (default: inferred)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the pictures of the best designs")
+    p.set_defaults(fn=_cmd_report)
     return parser
 
 

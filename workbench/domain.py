@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,8 +101,38 @@ class Domain:
         return None
 
     def render(self, x: torch.Tensor, ax: Any = None) -> Any:
-        """Draw designs ``x`` on a matplotlib Axes; returns the Axes."""
+        """Draw designs ``x: [n, *space.shape]`` in the domain's own form (bike drawings, sequence logos, image
+        grids, page layouts, molecule grids); returns the Axes (or Figure) drawn on.
+
+        This is the picture hook of the protocol: with ``ax=None`` a domain makes a figure sized for ``n``
+        designs, and :meth:`picture` (and so the HTML report, on a study's best designs) saves that figure.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no render()")
+
+    def picture(self, x: torch.Tensor, path: str | os.PathLike | None = None, dpi: int = 100) -> bytes:
+        """PNG bytes of :meth:`render` on designs ``x: [n, *space.shape]``, also written to ``path`` if given.
+
+        The figure is closed afterwards, so pictures of many studies do not pile up in matplotlib's memory.
+        """
+        import io
+
+        import matplotlib.pyplot as plt
+
+        drawn = self.render(x)
+        fig = drawn if hasattr(drawn, "savefig") else getattr(drawn, "figure", None)
+        if fig is None:
+            raise TypeError(f"{type(self).__name__}.render() returned {type(drawn).__name__}; expected a matplotlib "
+                            "Axes or Figure")
+        buffer = io.BytesIO()
+        try:
+            fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+        finally:
+            plt.close(fig)
+        png = buffer.getvalue()
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(png)
+        return png
 
     def describe(self) -> dict[str, Any]:
         """JSON description stored with every study, so storage can be read without this code."""

@@ -136,6 +136,15 @@ class DNAEnhancer(Domain):
         (``CELL_TYPES``; exactly one is 1) and ``split`` (train, validation = chr2, test = chr1)."""
         return load_dhs()
 
+    def render(self, x: torch.Tensor, ax: Any = None, per_row: int = 50) -> Any:
+        """The sequence logo of designs ``x: [n, 200]`` (tokens), in rows of ``per_row`` positions: letters as tall
+        as their frequency times the position's information content (2 bits where all designs agree)."""
+        from workbench.report.logo import NUCLEOTIDE_COLOURS, sequence_logo
+
+        sequences = self.decode(x)
+        return sequence_logo(sequences, ALPHABET, NUCLEOTIDE_COLOURS, ax=ax, per_row=per_row,
+                             title=f"{len(sequences)} design{'s' * (len(sequences) != 1)}, {LENGTH} bp")
+
     def describe(self) -> dict[str, Any]:
         spec = super().describe()
         spec["settings"] = {"oracle": self.oracle_role, "oracle_half": ROLES[self.oracle_role],

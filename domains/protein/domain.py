@@ -197,6 +197,17 @@ class ProteinDesign(Domain):
         """The native sequence of the backbone (one row: ``backbone``, ``sequence``)."""
         return pd.DataFrame({"backbone": [self.backbone.name], "sequence": [self.native]})
 
+    def render(self, x: torch.Tensor, ax: Any = None, per_row: int = 50) -> Any:
+        """The sequence logo of designs ``x: [n, L]`` (tokens), coloured by chemistry, with the backbone's native
+        sequence under each row (red where the designs' most frequent residue differs from it)."""
+        from workbench.report.logo import AMINO_ACID_COLOURS, sequence_logo
+
+        sequences = self.decode(x)
+        title = (f"{len(sequences)} design{'s' * (len(sequences) != 1)} for {self.backbone.name} "
+                 f"({self.backbone.length} residues)")
+        return sequence_logo(sequences, ALPHABET, AMINO_ACID_COLOURS, ax=ax, per_row=per_row, reference=self.native,
+                             title=title)
+
     def describe(self) -> dict[str, Any]:
         spec = super().describe()
         spec["settings"] = {"backbone": self.backbone.name, "length": self.backbone.length, "oracle": self.oracle_role,

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from workbench.generative import Correction, Partial
+from workbench.generative import Correction, MaskedDiffusion, Partial
 from workbench.optimizer import Problem
 
 from .base import PriorSampler, correcting
@@ -30,6 +30,11 @@ class DRAKES(PriorSampler):
     ``kl_samples`` random steps. ``kl_weight = 0`` switches the
     penalty off (to show reward hacking). The tuned weights are part of the optimizer
     state, so a resumed study does not tune again.
+
+    ``straight_through=True`` (masked priors) scores the one-hot argmax of the final relaxed
+    design and passes the gradient through the relaxed probabilities: for rewards that a
+    fractional design can game (a layout element half present halves its pairwise overlaps
+    but not its own weight) the tuned model then learns what the hard samples are scored on.
     """
 
     name = "drakes"
@@ -40,7 +45,8 @@ class DRAKES(PriorSampler):
                  condition: int | Sequence[int] | None = None, partial: Partial | None = None,
                  corrector: Correction | None = None,
                  budget: float | None = None, naturalness: Callable[[torch.Tensor], Any] | None = None,
-                 check_every: int = 10, check_batch: int = 128, check_samples: int = 8, kl_growth: float = 2.0) -> None:
+                 check_every: int = 10, check_batch: int = 128, check_samples: int = 8, kl_growth: float = 2.0,
+                 straight_through: bool = False) -> None:
         super().__init__(steps, weights, scalarization, batch_size, condition, partial, corrector)
         if budget is not None and not budget >= 0:
             raise ValueError(f"budget is a relative drop in naturalness >= 0 (or None for no budget), got {budget}")
@@ -59,15 +65,21 @@ class DRAKES(PriorSampler):
         self.train_batch = int(train_batch)
         self.truncate = int(truncate)
         self.kl_weight = float(kl_weight)
+        self.kl_now = self.kl_weight  # the weight in use: the budget raises it, the constructor's stays as given
         self.temperature = float(temperature)
         self.lr = float(lr)
         self.kl_samples = int(kl_samples)
+        self.straight_through = bool(straight_through)
 
     def setup(self, problem: Problem) -> None:
         super().setup(problem)
         if problem.evaluate_soft is None:
             raise ValueError("DRAKES needs a differentiable reward: the domain must implement evaluate_soft()")
+        if self.straight_through and not isinstance(self.prior, MaskedDiffusion):
+            raise ValueError("straight_through applies to masked (discrete) priors; "
+                             f"this prior is a {type(self.prior).__name__}")
         self.tuned = None
+        self.kl_now = self.kl_weight
         self.history: list[dict[str, float]] = []
         self.checks: list[dict[str, Any]] = []
 
@@ -89,10 +101,10 @@ class DRAKES(PriorSampler):
             t, s = grid[i], grid[i + 1]
             x_next, estimate = model.relaxed_step(xs, float(t), float(s), self.temperature, self.generator,
                                                   condition, partial)
-            if self.kl_weight > 0:
+            if self.kl_now > 0:
                 kl = kl + model.step_kl(estimate, self.prior, xs, t, s, condition, partial)
             xs = x_next
-        if self.kl_weight > 0 and hard_steps > 0 and self.kl_samples > 0:
+        if self.kl_now > 0 and hard_steps > 0 and self.kl_samples > 0:
             picks = torch.randint(0, hard_steps, (self.kl_samples,), generator=self.generator,
                                   device=self.generator.device).tolist()
             for i in picks:
@@ -100,8 +112,12 @@ class DRAKES(PriorSampler):
                 estimate = model.estimate(xt, grid[i], condition, partial)
                 kl = kl + (hard_steps / self.kl_samples) * model.step_kl(estimate, self.prior, xt, grid[i], grid[i + 1],
                                                                         condition, partial)
-        reward = self.reward.soft(model.relaxed_design(xs))
-        loss = -reward.mean() + self.kl_weight * kl.mean()
+        design = model.relaxed_design(xs)  # [b, L, V]
+        if self.straight_through:
+            hard = torch.nn.functional.one_hot(design.argmax(-1), design.shape[-1]).to(design.dtype)
+            design = hard + design - design.detach()
+        reward = self.reward.soft(design)
+        loss = -reward.mean() + self.kl_now * kl.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -155,12 +171,12 @@ class DRAKES(PriorSampler):
         drop = (self._baseline - value) / self._baseline.abs().clamp_min(1e-12)
         within = bool((drop <= self.budget).all())
         self.checks.append({"iteration": iteration, "value": value.tolist(), "baseline": self._baseline.tolist(),
-                            "drop": drop.tolist(), "within": within, "kl_weight": self.kl_weight})
+                            "drop": drop.tolist(), "within": within, "kl_weight": self.kl_now})
         if within:
             self._kept = copy.deepcopy(self.tuned.denoiser.state_dict())
         else:
             self.tuned.denoiser.load_state_dict(self._kept)
-            self.kl_weight *= self.kl_growth
+            self.kl_now *= self.kl_growth
         return within
 
     # --------------------------------------------------------------- sampling
@@ -180,7 +196,7 @@ class DRAKES(PriorSampler):
             keys = self.history[0] if self.history else ()
             state["history"] = {key: [h[key] for h in self.history] for key in keys}
             state["checks"] = list(self.checks)
-            state["kl_weight"] = self.kl_weight
+            state["kl_weight"] = self.kl_now
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -193,7 +209,7 @@ class DRAKES(PriorSampler):
             h = state["history"]
             self.history = [dict(zip(h, row)) for row in zip(*h.values())]
             self.checks = list(state.get("checks", []))
-            self.kl_weight = float(state.get("kl_weight", self.kl_weight))
+            self.kl_now = float(state.get("kl_weight", self.kl_weight))
 
 
 def budget_summary(state: dict[str, Any]) -> dict[str, float]:

@@ -128,9 +128,10 @@ class SVDD(PriorSampler):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "value_net" in state:  # built before the generator's state is restored: building draws from it
+            self.value_net = self._new_value_network()
         super().load_state_dict(state)
         if "value_net" in state:
-            self.value_net = self._new_value_network()
             self.value_net.load_state_dict({k: v.to(self.device) for k, v in state["value_net"].items()})
             self.value_net.eval()
             self._shift, self._scale = (float(v) for v in state["value_scale"])

