@@ -7,7 +7,7 @@ NSGA-II (population 100) and Sobol random search, 5 seeds each, on the FEA surro
 under: both safety factors >= 1.5, every geometric check of BikeFrame (700c wheels and a road fork:
 wheels that clear each other and the tubes, tubes that meet, walls inside their tubes, pedals above the
 ground), the trust constraint mass_spread <= 0.06 that keeps the search where the surrogate is
-credible, and one rider's fit (``RIDER``: a 0.70 m saddle height that the seat tube allows, the stack and
+credible, and one rider's fit (``MEDIUM_ROAD_FIT``: a 0.70 m saddle height that the seat tube allows, the stack and
 reach of a medium road frame, a road fork's length), so that "lighter" cannot mean "smaller". About a minute on 2 CPU cores; the study prints its own run time. qLogNEHVI is opt-in: it is
 meant for budgets of a few hundred expensive evaluations, and costs tens of seconds per batch of 8 on 2
 cores here (printed before it starts).
@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from domains.bicycles import BikeFrame  # noqa: E402
+from domains.bicycles import MEDIUM_ROAD_FIT, BikeFrame  # noqa: E402
 from optimizers import NSGA2, QLogNEHVI, RandomSearch  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -46,10 +46,7 @@ unknown = set(chosen) - set(optimizers)
 if unknown:
     raise SystemExit(f"unknown optimizers {sorted(unknown)}; choose from {sorted(optimizers)}")
 
-#: one rider on a medium road frame (metres): the saddle height must lie in the seat tube's range
-RIDER = {"saddle_height_min": (None, 0.70), "saddle_height_max": (0.70, None), "stack": (0.54, 0.62),
-         "reach": (0.36, 0.42), "fork_length": (0.34, 0.44)}
-DOMAIN = BikeFrame(objectives=("mass", "planar_compliance"), bounds="typical", max_spread=0.06, fit=RIDER)
+DOMAIN = BikeFrame(objectives=("mass", "planar_compliance"), bounds="typical", max_spread=0.06, fit=MEDIUM_ROAD_FIT)
 campaign = wb.Campaign("bike-pareto", storage=f"sqlite:///{args.out}.db")
 campaign.grid(DOMAIN, {k: optimizers[k] for k in chosen}, seeds=range(args.seeds), budget=args.budget)
 

@@ -57,6 +57,8 @@ parser.add_argument("--sweep-seeds", type=int, default=1, help="seeds per KL wei
 parser.add_argument("--front", action="store_true", help="also trace the HepG2 vs K562 front with SVDD-PM")
 parser.add_argument("--out", default="runs/dna_enhancers")
 parser.add_argument("--score-only", action="store_true", help="score the finished studies without running more")
+parser.add_argument("--deterministic", action="store_true",
+                    help="PyTorch's deterministic kernels only: the same seed gives the same sequences on a GPU")
 parser.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                     help="the table and figure from the studies.csv and designs.csv of earlier runs (e.g. seeds run "
                          "on other machines); a study in a later DIR replaces the same study in an earlier one")
@@ -110,7 +112,8 @@ if unknown:
     raise SystemExit(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
 
 out = Path(args.out) / args.scale
-campaign = wb.Campaign(f"dna-enhancers-{args.scale}", storage=f"sqlite:///{out}/dna.db")
+campaign = wb.Campaign(f"dna-enhancers-{args.scale}", storage=f"sqlite:///{out}/dna.db",
+                       deterministic=args.deterministic)
 campaign.grid(DNAEnhancer(objectives=("hepg2",), oracle="reward", prior=cfg["prior"]),
               {k: METHODS[k] for k in chosen}, seeds=range(args.first_seed, args.first_seed + args.seeds), budget=n)
 for kl in (float(w) for w in args.kl_sweep.split(",") if w):

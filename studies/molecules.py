@@ -116,6 +116,8 @@ parser.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads (default: 1 on a CPU, else torch's default)")
 parser.add_argument("--out", default="runs/molecules")
 parser.add_argument("--score-only", action="store_true", help="score the finished studies without running more")
+parser.add_argument("--straight-through", action="store_true",
+                    help="DRAKES scores hard (one-hot) designs with the surrogate, gradients through the relaxation")
 args, _ = parser.parse_known_args()
 cfg = SCALES[args.scale]
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
@@ -138,7 +140,8 @@ def methods(task: str) -> dict:
     t = TASKS[task]
     common = {"steps": steps, "batch_size": n}
     drakes = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"], "truncate": cfg["truncate"],
-              "lr": cfg["drakes_lr"], "kl_samples": cfg["kl_samples"], **common}
+              "lr": cfg["drakes_lr"], "kl_samples": cfg["kl_samples"], "straight_through": args.straight_through,
+              **common}
     return {"pretrained": Pretrained(**common),
             "best_of_n": BestOfN(n_samples=m + 1, **common),
             "smc": SMC(alpha=t["smc_alpha"], **common),

@@ -166,6 +166,10 @@ def _segment_distance(point: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> 
 #: the fit quantities (metres): what a rider feels, and what a study can freeze or bound
 FIT = ("stack", "reach", "saddle_height_min", "saddle_height_max", "front_center", "wheelbase", "bb_height",
        "fork_length")
+#: one rider on a medium road frame (metres, ``BikeFrame(fit=...)``): a 0.70 m saddle height that the seat tube
+#: allows, the stack and reach of a medium road frame and a road fork's length, so that "lighter" cannot mean "smaller"
+MEDIUM_ROAD_FIT = {"saddle_height_min": (None, 0.70), "saddle_height_max": (0.70, None), "stack": (0.54, 0.62),
+                   "reach": (0.36, 0.42), "fork_length": (0.34, 0.44)}
 
 
 def fit_quantities(params: Mapping[str, torch.Tensor], pts: Mapping[str, torch.Tensor],
