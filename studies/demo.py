@@ -3,7 +3,7 @@
     workbench run studies/demo.py [--workers 2]
 
 The frame domain of ``studies/bike_pareto.py`` (the FEA surrogate of the FRAMED frames, safety factors >= 1.5,
-every buildability check, one rider's fit), at 4,000 evaluations per study: about a minute on 2 CPU cores.
+every buildability check, one rider's fit), at 4,000 evaluations per study: under a minute on 2 CPU cores.
 Writes runs/demo.db (resumable: run it again and nothing is recomputed) and, in runs/demo/, the hypervolume
 comparison (compare.csv), hypervolume traces and Pareto front plots, and report.html: one self-contained page with
 the tables, interactive fronts and drawings of the best frames (open it in a browser; it needs no network).
