@@ -23,12 +23,7 @@ from domains.shapes.neuralfoil_torch import at_lift, neuralfoil  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest's
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import json
 import torch
 
 from workbench.generative import train_prior
+from workbench.generative.training import halve_checkpoint
 
 from .data import load_tokens
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -37,10 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"prior {args.config}: {n_params / 1e6:.2f}M parameters, {len(train)} training sequences, {args.device}")
     out = args.out or checkpoint_path(args.config)
     result = train_prior(model, train, valid[:2000], seed=args.seed, checkpoint=out, **options)
-    if args.config == "full":  # ship half-precision weights; loading casts them back to float32
-        blob = torch.load(out, weights_only=True)
-        blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        torch.save(blob, out)
+    if args.config == "full":  # ship half-precision weights
+        halve_checkpoint(out)
     print(json.dumps({"config": args.config, "parameters": n_params, "best_valid_nelbo_per_token": result.best_valid,
                       "seconds": round(result.seconds, 1), "checkpoint": str(out)}))
     result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)

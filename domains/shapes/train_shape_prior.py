@@ -15,7 +15,7 @@ import json
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import sized_options
+from workbench.generative.training import halve_checkpoint, sized_options
 
 from .corpus import FAMILIES, load_corpus
 from .shape_prior import CONFIGS, checkpoint_path, new_prior
@@ -64,10 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or checkpoint_path(args.config)
     result = train_prior(model, train, valid.to(args.device), labels=labels, seed=args.seed, checkpoint=out,
                          **options)
-    if args.config == "full":  # ship half-precision weights; loading casts them back to float32
-        blob = torch.load(out, weights_only=True)
-        blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        torch.save(blob, out)
+    if args.config == "full":  # ship half-precision weights
+        halve_checkpoint(out)
     print(json.dumps({"config": args.config, "parameters": n_params, "steps": options["steps"],
                       "best_valid_bits_per_voxel": result.best_valid, "seconds": round(result.seconds, 1),
                       "checkpoint": str(out)}), flush=True)

@@ -83,6 +83,14 @@ def sized_options(options: dict[str, Any], model: torch.nn.Module, batch: torch.
     options["eval_every"] = min(options["eval_every"], options["steps"])
     return options
 
+def halve_checkpoint(path: str | Path) -> None:
+    """Rewrite a prior checkpoint written by :func:`train_prior` with its float weights in float16: half the file
+    to ship; loading casts them back to float32."""
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    torch.save(blob, path)
+
+
 def train_prior(model: torch.nn.Module, train: torch.Tensor, valid: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, steps: int = 10_000, batch_size: int = 256, lr: float = 1e-3,
                 weight_decay: float = 0.01, warmup: int = 500, ema: float = 0.999, seed: int = 0,
