@@ -131,9 +131,9 @@ def refine(dom: PageLayouts, classes: torch.Tensor, boxes: torch.Tensor, correct
     prior = load_prior(cfg["prior"], args.device)
     fix = correction(cfg["prior"]) if corrected else None
     start = dom.encode(classes, noisy).to(args.device)
-    g = torch.Generator(args.device).manual_seed(seed + 1)
+    sampling = torch.Generator(args.device).manual_seed(seed + 1)  # on the prior's device; the noise above: CPU
     with prior.correcting(fix):
-        x = prior.refine(start, start=0.5, steps=steps // 2, generator=g, partial=partial).cpu()
+        x = prior.refine(start, start=0.5, steps=steps // 2, generator=sampling, partial=partial).cpu()
     counts = {"corrector_calls": fix.model.calls if fix else 0, "remasked_per_layout": fix.remasked / n if fix else 0}
     return x, counts
 
