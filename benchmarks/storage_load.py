@@ -109,7 +109,11 @@ def check_rows(url: str, names: list[str], evaluations: int) -> tuple[int, int, 
     """(lost, duplicated, unfinished) over all studies: every study must hold indices 0..evaluations-1 once."""
     storage = open_storage(url, create=False)
     lost = duplicated = unfinished = 0
+    known = set(storage.study_names())
     for name in names:
+        if name not in known:  # the writer failed before its study existed: all of its evaluations are lost
+            lost, unfinished = lost + evaluations, unfinished + 1
+            continue
         record = storage.get_study(name)
         idx = storage.load_evaluations(record.id, 2, 0)["idx"]
         distinct = len(set(idx.tolist()))
@@ -139,10 +143,10 @@ def load(url: str, writers: int, evaluations: int, batch: int, period: float) ->
     outcome.update([results.get(timeout=60)])
     for p in [*procs, reader]:
         p.join()
-    lost, duplicated, unfinished = check_rows(url, names, evaluations)
     errors = [o["error"] for n, o in outcome.items() if n != "reader" and o["error"]] + outcome["reader"]["errors"]
     for e in errors[:5]:
         print(f"  error: {e}")
+    lost, duplicated, unfinished = check_rows(url, names, evaluations)
     total = writers * evaluations
     return {"writers": writers, "evaluations": total, "wall s": wall, "evaluations / s": total / wall,
             "storage ms / evaluation (in writer)": sum(outcome[n]["storage"] for n in names) / total * 1e3,
@@ -180,11 +184,11 @@ def main() -> None:
     parser.add_argument("--optuna-trials", type=int, default=300)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # (PostgreSQL: a running study holds two connections, its loop's and its storage thread's)
     backends = args.backends.split(",")
     cost, loaded = [], []
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        server = stack.enter_context(LocalPostgres(durable=True, max_connections=args.writers + 20)) \
+        server = stack.enter_context(LocalPostgres(durable=True, max_connections=2 * args.writers + 20)) \
             if "postgresql" in backends else None
         fresh = iter(range(10**6))
 

@@ -14,7 +14,7 @@ intermediate rewards included), the same for the methods of one budget:
   - on the 18 Kulfan parameters (box: the database's mean +- 4 std): ``nsga2`` at the samplers' evaluations,
     ``nsga2_near`` the same with a constraint that keeps designs near the database (distance to the nearest
     training airfoil, standardized, at most the held-out airfoils' 99th percentile); ``qlognehvi`` and
-    ``nsga2_small`` at a budget Bayesian optimization can afford;
+    ``nsga2_small`` at a budget Bayesian optimization can afford (``svdd_small``: SVDD-PM at that budget too);
   - on the prior (standardized parameters): ``best_of_n`` (N = M T + 1 draws per design), ``svdd`` (SVDD-PM, M
     candidates per step), ``drakes`` (fine-tuning whose reward calls match), ``pretrained`` (plain samples, no
     reward: the prior's own quality).
@@ -47,17 +47,22 @@ from workbench.tables import markdown  # noqa: E402
 
 SCALES = {
     # n designs per sampler study, T denoising steps, M SVDD candidates: the samplers and nsga2 get n (M T + 1)
-    # evaluations; qLogNEHVI (bo_* settings) and nsga2_small get bo_budget
+    # evaluations; qLogNEHVI (bo_* settings) and nsga2_small get bo_budget, svdd_small (n, M, T) = bo_svdd: about
+    # as many, n (M T + 1)
     "cpu": {"seeds": 3, "n": 16, "steps": 20, "candidates": 8, "pop": 64, "drakes_batch": 64, "truncate": 5,
-            "bo_budget": 32, "bo_q": 8, "bo_init": 16, "bo_restarts": 1, "bo_raw": 32, "bo_mc": 32},
+            "bo_budget": 32, "bo_q": 8, "bo_init": 16, "bo_restarts": 1, "bo_raw": 32, "bo_mc": 32,
+            "bo_svdd": (1, 3, 10)},
     "full": {"seeds": 5, "n": 64, "steps": 50, "candidates": 16, "pop": 200, "drakes_batch": 128, "truncate": 10,
-             "bo_budget": 160, "bo_q": 8, "bo_init": 40, "bo_restarts": 2, "bo_raw": 128, "bo_mc": 64},
+             "bo_budget": 160, "bo_q": 8, "bo_init": 40, "bo_restarts": 2, "bo_raw": 128, "bo_mc": 64,
+             "bo_svdd": (2, 4, 20)},
     # the tests' setting: every method end to end in seconds
     "tiny": {"seeds": 1, "n": 4, "steps": 4, "candidates": 2, "pop": 12, "drakes_batch": 4, "truncate": 2,
-             "bo_budget": 8, "bo_q": 2, "bo_init": 6, "bo_restarts": 1, "bo_raw": 16, "bo_mc": 16},
+             "bo_budget": 8, "bo_q": 2, "bo_init": 6, "bo_restarts": 1, "bo_raw": 16, "bo_mc": 16,
+             "bo_svdd": (1, 2, 3)},
 }
 WEIGHTS = [0.01, 2.0]  # sampler reward: L/D / 100 + 2 x thickness (constraint penalties: the Reward's 10 x violation)
-METHODS = ("nsga2", "nsga2_near", "nsga2_small", "qlognehvi", "pretrained", "best_of_n", "svdd", "drakes")
+METHODS = ("nsga2", "nsga2_near", "nsga2_small", "qlognehvi", "pretrained", "best_of_n", "svdd", "svdd_small",
+           "drakes")
 SETTINGS = {"cl": 0.6, "Re": 5e5}
 MIN_THICKNESS = 0.08
 HV_REF = (-40.0, -MIN_THICKNESS)  # minimized (-L/D, -thickness): L/D 40 at 8% chord
@@ -77,6 +82,7 @@ if unknown:
     raise SystemExit(f"unknown methods {unknown}; choose from {METHODS}")
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
 evaluations = n * (m * steps + 1)  # SVDD-PM: M candidates scored at each of T steps, plus the stored design
+small_evaluations = cfg["bo_svdd"][0] * (cfg["bo_svdd"][1] * cfg["bo_svdd"][2] + 1)
 
 PARAMETERS = Airfoil(encoding="parameters", min_thickness=MIN_THICKNESS, **SETTINGS)
 PRIOR = Airfoil(encoding="standardized", min_thickness=MIN_THICKNESS, **SETTINGS)
@@ -90,6 +96,7 @@ def methods() -> dict[str, tuple[Airfoil, object, int]]:
     """label -> (domain, optimizer, stored designs)."""
     common = {"steps": steps, "batch_size": n, "weights": WEIGHTS}
     iterations = max(1, round((evaluations - n) / cfg["drakes_batch"]))
+    small_n, small_m, small_steps = cfg["bo_svdd"]
     return {
         "nsga2": (PARAMETERS, NSGA2(pop_size=cfg["pop"]), evaluations),
         "nsga2_near": (NEAR, NSGA2(pop_size=cfg["pop"]), evaluations),
@@ -100,6 +107,8 @@ def methods() -> dict[str, tuple[Airfoil, object, int]]:
         "pretrained": (PRIOR, Pretrained(**common), n),
         "best_of_n": (PRIOR, BestOfN(n_samples=m * steps, **common), n),
         "svdd": (PRIOR, SVDD(n_candidates=m, value="pm", **common), n),
+        "svdd_small": (PRIOR, SVDD(n_candidates=small_m, value="pm", steps=small_steps, batch_size=small_n,
+                                   weights=WEIGHTS), small_n),
         "drakes": (PRIOR, DRAKES(iterations=iterations, train_batch=cfg["drakes_batch"], truncate=cfg["truncate"],
                                  kl_weight=1e-2, lr=1e-3, kl_samples=4, **common), n),
     }
@@ -299,7 +308,7 @@ if __name__ == "__main__":
     started = time.perf_counter()
     if not args.score_only:
         print(f"{args.scale}: {len(list(seeds))} seeds, {evaluations} evaluations per method (qLogNEHVI and "
-              f"nsga2_small: {cfg['bo_budget']})", flush=True)
+              f"nsga2_small: {cfg['bo_budget']}, svdd_small: {small_evaluations})", flush=True)
         campaign.run()
         print(f"campaign finished at {time.perf_counter() - started:.0f} s", flush=True)
     report(out)

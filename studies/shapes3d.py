@@ -219,7 +219,8 @@ def plot_tradeoff(frames: pd.DataFrame, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("bits per voxel under the pretrained prior (ELBO; lower = more natural)")
     ax.set_ylabel("drag at equal volume, 1 m^3 at 30 m/s (N)")
-    ax.set_title(f"{args.family}, {args.scale} scale, {args.seeds} seeds: reward against likelihood", fontsize=10)
+    seeds = f"{args.seeds} seed" + ("s" if args.seeds > 1 else "")
+    ax.set_title(f"{args.family}, {args.scale} scale, {seeds}: reward against likelihood", fontsize=10)
     ax.legend(fontsize=8)
     wb.save(fig, path)
 

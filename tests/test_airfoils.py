@@ -247,7 +247,9 @@ def test_study_end_to_end_tiny(tmp_path):
         assert (out / name).exists(), name
     rows = pd.read_csv(out / "studies.csv")
     assert set(rows.method) == {"nsga2", "nsga2_near", "nsga2_small", "qlognehvi", "pretrained", "best_of_n", "svdd",
-                                "drakes"}
+                                "svdd_small", "drakes"}
+    small = rows[rows.method == "svdd_small"].iloc[0]
+    assert small.evaluations == 1 * (2 * 3 + 1)  # SVDD at the Bayesian-optimization budget: n (M T + 1)
     designs = pd.read_csv(out / "designs.csv")
     assert designs.ld.notna().all() and designs.airfoil_like.dtype == bool
     sampled = designs[designs.method.isin(["pretrained", "best_of_n", "svdd"])]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -15,6 +19,8 @@ from domains.dna.metrics import heldout_logits
 from domains.dna.oracle import CHECKPOINT_DIR, Oracle
 from domains.dna.train_oracle import auroc, train
 from optimizers import RandomSearch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +203,23 @@ def test_training_is_deterministic_for_a_seed():
     a, b = (train("a", 3, epochs=1, log=False, data=small) for _ in range(2))
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_study_merges_runs_and_reports_the_worst_seed(tmp_path):
+    """``--merge`` joins the per-study rows of separate runs (the later run's version of a seed wins) and writes
+    spread.md with mean, min and max over seeds; the rows are the H200 runs of docs/dna.md."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    sources = ("dna_enhancers_h200_studies.csv", "dna_enhancers_h200_budget_studies.csv")
+    for folder, source in zip((first, second), sources):
+        folder.mkdir()
+        (folder / "studies.csv").write_bytes((ROOT / "docs" / "figures" / source).read_bytes())
+    proc = subprocess.run([sys.executable, "studies/dna_enhancers.py", "--scale", "gpu", "--merge", str(first),
+                           str(second), "--out", str(tmp_path / "merged")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pd.read_csv(tmp_path / "merged" / "gpu" / "studies.csv")
+    budget = rows[rows.method == "drakes_budget"].set_index("seed")
+    assert sorted(budget.index) == [0, 1, 2] and budget.loc[0, "kmer_corr"] == pytest.approx(0.862, abs=1e-3)
+    spread = (tmp_path / "merged" / "gpu" / "spread.md").read_text()
+    assert "| drakes_budget | 0, 1, 2 | 10.29 (8.85 to 11.29) |" in spread
+    assert "0.875 (0.857 to 0.907)" in spread  # 3-mer Corr: mean, then the worst and the best seed

@@ -207,6 +207,21 @@ def test_the_tiny_prior_loads_with_weights_only_and_samples_each_family(prior, o
     assert prior.bits_per_dim(real, 2, g).mean() < prior.bits_per_dim(noise, 2, g).mean() - 0.1
 
 
+def test_the_shipped_full_prior_samples_watertight_cars_it_rates_like_real_ones(one_thread):
+    """The GPU-trained prior (float16 weights) on the CPU: a few cars, and its likelihood tells real from noise."""
+    full = load_prior("full")
+    assert full.meta and sum(p.numel() for p in full.denoiser.parameters()) > 5_000_000
+    g = torch.Generator().manual_seed(0)
+    cars = full.sample(2, 10, g, condition=torch.full((2,), FAMILIES.index("car")))
+    result = Shapes3D(objectives=("drag_at_volume",), constraints=("watertight", "pieces", "voxels")).evaluate(cars)
+    assert (result["watertight"] == 1).all() and (result["pieces"] == 1).all() and (result["voxels"] >= 150).all()
+    assert ((result["drag_at_volume"] > 100) & (result["drag_at_volume"] < 400)).all()  # N; real cars: 170-400
+    real = load_corpus().tensor("valid")[:2]
+    noise = (torch.rand(2, 1, 32, 32, 32, generator=g) > 0.9).float()
+    g = torch.Generator().manual_seed(0)
+    assert full.bits_per_dim(real, 2, g).mean() < 1.5 < full.bits_per_dim(noise, 2, g).mean()
+
+
 def test_shared_samplers_run_on_the_tiny_prior(tmp_path, one_thread):
     dom = Shapes3D(prior="tiny")
     storage = f"sqlite:///{tmp_path}/s.db"

@@ -6,9 +6,10 @@ spelling, as Optuna's storage URLs use it) is accepted too. The database must ex
 on first use.
 
 Each process (and thread) holds one connection per URL, opened on first use and shared by every storage
-object of that URL, and opens a fresh one after a fork or a lost connection. Each batch is one transaction;
-writers of the same study are serialized by a lock on the study's row, writers of different studies do not
-wait for each other.
+object of that URL, and opens a fresh one after a fork or a lost connection. A running ``Study`` holds two: its
+loop's and its storage thread's, so N studies at once need 2N of the server's ``max_connections``. Each batch is
+one transaction; writers of the same study are serialized by a lock on the study's row, writers of different
+studies do not wait for each other.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def _hint(reason: str, params: dict[str, Any]) -> str:
     if "pg_hba.conf" in text:
         return "the server refuses this user, database or client address: add a line for it to the server's pg_hba.conf"
     if "too many clients" in text or "connection slots" in text:
-        return "the server has no connection slot left: raise its max_connections or run fewer worker processes"
+        return ("the server has no connection slot left: raise its max_connections (a running study holds two "
+                "connections) or run fewer worker processes")
     return (f"check that a PostgreSQL server is running at {_where(params)} and accepts connections from this "
             f"machine (host and port in the URL; listen_addresses and pg_hba.conf on the server; firewalls)")
 
