@@ -184,10 +184,11 @@ def main() -> None:
     parser.add_argument("--optuna-trials", type=int, default=300)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # (PostgreSQL: a running study holds two connections, its loop's and its storage thread's)
+    torch.set_num_threads(1)
     backends = args.backends.split(",")
     cost, loaded = [], []
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        # a running study holds two PostgreSQL connections: its loop's and its storage thread's
         server = stack.enter_context(LocalPostgres(durable=True, max_connections=2 * args.writers + 20)) \
             if "postgresql" in backends else None
         fresh = iter(range(10**6))

@@ -59,6 +59,7 @@ WEIGHT = 0.01  # reward per newton of drag at equal volume
 parser = argparse.ArgumentParser()
 parser.add_argument("--scale", choices=sorted(SCALES), default="gpu" if torch.cuda.is_available() else "cpu")
 parser.add_argument("--seeds", type=int, default=3)
+parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
 parser.add_argument("--family", choices=[*FAMILIES, "any"], default="car")
 parser.add_argument("--methods", default=",".join(METHOD_NAMES), help=f"any of {','.join(METHOD_NAMES)}")
 parser.add_argument("--n", type=int, default=None, help="designs per study (default: the scale's)")
@@ -102,7 +103,8 @@ def methods() -> dict:
 out = Path(args.out) / args.scale / (args.family if family is None else family)
 storage = f"sqlite:///{out}/shapes3d.db"
 campaign = wb.Campaign(f"shapes3d-{args.scale}-{args.family}", storage=storage)
-for seed in range(args.seeds):
+SEEDS = range(args.first_seed, args.first_seed + args.seeds)
+for seed in SEEDS:
     ms = methods()
     for label in chosen:
         campaign.add(domain(), ms[label], seed=seed, budget=n, label=label)
@@ -149,7 +151,7 @@ def score(device: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, torch.Tens
     rows, frames, designs = [], [], {}
     corpus = load_corpus()
     train = corpus.tensor("train", family)
-    for seed in range(args.seeds):  # real shapes through the same scoring: what the metrics give for real data
+    for seed in SEEDS:  # real shapes through the same scoring: what the metrics give for real data
         pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(2000 + seed))[:n]
         row, frame = score_designs(train[pick], dom, prior, seed, device)
         rows.append({"study": f"corpus/{seed}", "method": "corpus", "seed": seed, **row, "denoiser_shapes": 0,
@@ -201,7 +203,8 @@ def plot_grid(rows: pd.DataFrame, frames: pd.DataFrame, designs: dict[str, torch
         shown.append(x)
         titles += [f"{row.method}: {d:.0f} N" if np.isfinite(d) else f"{row.method}: failed" for d in drag]
     ax = draw_grids(torch.cat(shown), ncols=k, titles=titles)
-    ax.set_title(f"{args.family}: drag at equal volume (1 m^3, 30 m/s), {args.scale} scale, seed 0", fontsize=9)
+    ax.set_title(f"{args.family}: drag at equal volume (1 m^3, 30 m/s), {args.scale} scale, seed {first.seed.min()}",
+                 fontsize=9)
     ax.figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(ax.figure)
 
