@@ -227,6 +227,8 @@ if __name__ == "__main__":
         summary = rewards_table.groupby("method", sort=False).agg(["mean", "min", "max"]).drop(columns="seed")
         (out / "rewards.md").write_text(markdown(summary.reset_index().round(4)))
         print(summary.round(4).to_string(), flush=True)
+    elif (out / "rewards.csv").exists():  # an earlier run's rows: the front's pretrained reference
+        rewards_table = pd.read_csv(out / "rewards.csv")
 
     if "front" in parts:
         front_camp = front_campaign(guided)
@@ -240,8 +242,11 @@ if __name__ == "__main__":
         for ax, other in zip(axes, ("fid", "alignment")):
             ax.plot(front_table[other], front_table["overlap"], "o",
                     label="SVDD-PM, weights (alignment, overlap, coverage)")
-            for _, r in front_table.iterrows():
-                ax.annotate(r["weights"].removeprefix("svdd_pm_w"), (r[other], r["overlap"]), fontsize=7)
+            # labels alternate above and below along x, so that neighbours do not overprint
+            for i, (_, r) in enumerate(front_table.sort_values(other).iterrows()):
+                ax.annotate(r["weights"].removeprefix("svdd_pm_w"), (r[other], r["overlap"]), fontsize=7,
+                            xytext=(3, 6 if i % 2 else -11), textcoords="offset points")
+            ax.set_ylim(bottom=-4)
             if len(pretrained):
                 ax.scatter([pretrained[other].mean()], [pretrained["overlap"].mean()], marker="*", s=150,
                            color="black", label="pretrained")
@@ -251,5 +256,6 @@ if __name__ == "__main__":
         fig.tight_layout()
         wb.save(fig, out / "front.png")
         plt.close(fig)
-    draw_comparison(drawings, out / "pages.png", per_group=8)
+    if len(drawings) > 1:  # pages were sampled besides the real ones (not by the front alone)
+        draw_comparison(drawings, out / "pages.png", per_group=8)
     print(f"wrote {out}/ in {time.perf_counter() - started:.0f} s")
