@@ -14,7 +14,6 @@ of a diffusion prior, here on real MNIST.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 
 from workbench.domain import Domain
 from workbench.objectives import Objective, as_objectives
+from workbench.plotting import grid_size
 from workbench.spaces import TensorSpace
 
 from .classifier import ROLES, DigitClassifier, load_classifier
@@ -152,12 +152,7 @@ class MNISTDigits(Domain):
         if x.dim() != 3 or x.shape[0] == 0:
             raise ValueError(f"render expects images [n, 1, H, W] or [n, H, W] with n >= 1, got {list(x.shape)}")
         n, h, w = x.shape
-        if titles is not None and len(titles) != n:
-            raise ValueError(f"got {len(titles)} titles for {n} images")
-        ncols = int(ncols) if ncols else math.ceil(math.sqrt(n))
-        if ncols < 1:
-            raise ValueError(f"ncols must be >= 1, got {ncols}")
-        nrows = math.ceil(n / ncols)
+        ncols, nrows = grid_size(n, ncols, titles, "images")
         gap = 1 if titles is None else max(1, h // 3)
         canvas = np.full(((h + gap) * nrows + gap, (w + 1) * ncols + 1, 3), 0.35)  # grey separators
         values = x.numpy()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.plotting import save
+from workbench.plotting import grid_size, save
 
 from .data import CLASSES
 
@@ -121,10 +121,7 @@ def draw_grid(classes: Any, boxes: Any, fig: Any = None, per_row: int = 6,
     n = len(c)
     if n == 0:
         raise ValueError("nothing to draw: no layouts")
-    if titles is not None and len(titles) != n:
-        raise ValueError(f"got {len(titles)} titles for {n} layouts")
-    cols = max(1, min(per_row, n))
-    rows = -(-n // cols)
+    cols, rows = grid_size(n, max(1, min(per_row, n)), titles, "layouts")
     if fig is None:
         extra = 0.25 if titles is not None else 0.0
         fig = plt.figure(figsize=(PANEL_WIDTH * cols, (PANEL_WIDTH * PAGE_ASPECT + extra) * rows))

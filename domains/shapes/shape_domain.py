@@ -37,6 +37,7 @@ import torch
 
 from workbench.domain import Domain
 from workbench.objectives import Constraint, Objective, as_objectives
+from workbench.plotting import grid_size
 from workbench.spaces import TensorSpace
 
 from . import shape_rewards, voxels
@@ -233,12 +234,7 @@ def draw_grids(x: Any, ax: Any = None, ncols: int | None = None, titles: Sequenc
     if g.dim() != 4 or g.shape[0] == 0 or not (g.shape[1] == g.shape[2] == g.shape[3]):
         raise ValueError(f"render expects grids [n, 1, D, D, D] or [n, D, D, D] with n >= 1, got {list(g.shape)}")
     n = g.shape[0]
-    if titles is not None and len(titles) != n:
-        raise ValueError(f"got {len(titles)} titles for {n} shapes")
-    ncols = int(ncols) if ncols else math.ceil(math.sqrt(n))
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
-    nrows = math.ceil(n / ncols)
+    ncols, nrows = grid_size(n, ncols, titles, "shapes")
     crop = (int(0.18 * pixels), int(0.82 * pixels))  # the box's 3/4 view leaves the top and bottom empty
     cell_h = crop[1] - crop[0]
     canvas = np.ones((nrows * cell_h, ncols * pixels, 3))

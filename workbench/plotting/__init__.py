@@ -9,11 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .grid import grid_size
 from .parallel import plot_parallel
 from .pareto import plot_pairwise, plot_pareto
 from .traces import plot_hypervolume
 
-__all__ = ["plot_pareto", "plot_pairwise", "plot_parallel", "plot_hypervolume", "save"]
+__all__ = ["plot_pareto", "plot_pairwise", "plot_parallel", "plot_hypervolume", "save", "grid_size"]
 
 
 def save(fig_or_ax: Any, path: str | os.PathLike) -> Path:
