@@ -12,7 +12,7 @@ import json
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import halve_checkpoint
+from workbench.generative.training import add_prior_arguments, finish_checkpoint
 
 from .data import load_tokens
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -20,11 +20,7 @@ from .prior import CONFIGS, checkpoint_path, new_prior
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
-    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
+    add_prior_arguments(parser, CONFIGS, seconds=False)
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -38,11 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"prior {args.config}: {n_params / 1e6:.2f}M parameters, {len(train)} training sequences, {args.device}")
     out = args.out or checkpoint_path(args.config)
     result = train_prior(model, train, valid[:2000], seed=args.seed, checkpoint=out, **options)
-    if args.config == "full":  # ship half-precision weights
-        halve_checkpoint(out)
+    finish_checkpoint(result, out, half=args.config == "full")  # ship half-precision weights
     print(json.dumps({"config": args.config, "parameters": n_params, "best_valid_nelbo_per_token": result.best_valid,
                       "seconds": round(result.seconds, 1), "checkpoint": str(out)}))
-    result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)
 
 
 if __name__ == "__main__":

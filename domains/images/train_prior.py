@@ -14,7 +14,7 @@ import json
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import halve_checkpoint, steps_that_fit
+from workbench.generative.training import add_prior_arguments, finish_checkpoint, steps_that_fit
 
 from .data import load_mnist
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -29,13 +29,8 @@ def steps_in(seconds: float, config: str, device: str, batch_size: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
-    parser.add_argument("--seconds", type=float, default=None, help="train as many steps as fit in this time")
-    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
     parser.add_argument("--grid", default=None, help="also write a PNG of samples here")
+    add_prior_arguments(parser, CONFIGS)
     args = parser.parse_args(argv)
 
     cfg = CONFIGS[args.config]
@@ -54,12 +49,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.device}", flush=True)
     out = args.out or checkpoint_path(args.config)
     result = train_prior(model, train, valid[:1000], labels=labels, seed=args.seed, checkpoint=out, **options)
-    if args.config == "full":  # ship half-precision weights
-        halve_checkpoint(out)
+    finish_checkpoint(result, out, half=args.config == "full")  # ship half-precision weights
     print(json.dumps({"config": args.config, "parameters": n_params, "steps": options["steps"],
                       "best_valid_bits_per_dim": result.best_valid, "seconds": round(result.seconds, 1),
                       "checkpoint": str(out)}), flush=True)
-    result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)
     if args.grid:
         import matplotlib
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import sized_options
+from workbench.generative.training import add_prior_arguments, finish_checkpoint, sized_options
 
 from .data import load_split
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -31,14 +31,9 @@ def tokens(split: str, max_per_pdf: int | None, seed: int = 0) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
-    parser.add_argument("--seconds", type=float, default=None, help="train as many steps as fit in this time")
     parser.add_argument("--max-per-pdf", type=int, default=50)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
+    add_prior_arguments(parser, CONFIGS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,11 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out or checkpoint_path(args.config))
     out.parent.mkdir(parents=True, exist_ok=True)
     result = train_prior(model, train, valid, seed=args.seed, checkpoint=out, **options)
+    finish_checkpoint(result, out)  # its history beside it (the layout priors ship in float32)
     print(json.dumps({"config": args.config, "parameters": n_params, "steps": options["steps"],
                       "train_layouts": len(train), "best_valid_nelbo_per_token": result.best_valid,
                       "seconds": round(result.seconds, 1), "checkpoint": str(out),
                       "megabytes": round(out.stat().st_size / 1e6, 2)}), flush=True)
-    result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)
 
 
 if __name__ == "__main__":

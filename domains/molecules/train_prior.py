@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import halve_checkpoint, sized_options
+from workbench.generative.training import add_prior_arguments, finish_checkpoint, sized_options
 
 from .data import TOKEN_FILE, read_token_file
 from .prior import CONFIGS, checkpoint_path, new_prior
@@ -28,15 +28,10 @@ from .vocab import alphabet
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
     parser.add_argument("--data", type=Path, default=TOKEN_FILE, help="token file from prepare_data")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
-    parser.add_argument("--seconds", type=float, default=None, help="train as many steps as fit in this time")
     parser.add_argument("--valid", type=int, default=None, help="validation molecules for the ELBO (default: 2000; "
                         "500 for tiny)")
-    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
+    add_prior_arguments(parser, CONFIGS)
     args = parser.parse_args(argv)
 
     if args.device.startswith("cuda"):
@@ -54,12 +49,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{options['steps']} steps, {args.device}", flush=True)
     out = Path(args.out or checkpoint_path(args.config))
     result = train_prior(model, train, valid, seed=args.seed, checkpoint=out, **options)
-    if args.config == "full":  # ship half-precision weights
-        halve_checkpoint(out)
+    finish_checkpoint(result, out, half=args.config == "full")  # ship half-precision weights
     print(json.dumps({"config": args.config, "parameters": n_params, "steps": options["steps"],
                       "best_valid_nelbo_per_token": result.best_valid, "seconds": round(result.seconds, 1),
                       "checkpoint": str(out), "megabytes": round(out.stat().st_size / 1e6, 2)}), flush=True)
-    result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import torch
 
 from workbench.generative import train_prior
-from workbench.generative.training import halve_checkpoint, sized_options
+from workbench.generative.training import add_prior_arguments, finish_checkpoint, sized_options
 
 from .corpus import FAMILIES, load_corpus
 from .shape_prior import CONFIGS, checkpoint_path, new_prior
@@ -28,15 +28,10 @@ def family_labels(meta_family: object) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
-    parser.add_argument("--seconds", type=float, default=None, help="train as many steps as fit in this time")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 for the tiny prior)")
     parser.add_argument("--valid", type=int, default=64, help="validation shapes (bits per voxel of the EMA weights)")
-    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
     parser.add_argument("--grid", default=None, help="also write a PNG of samples here")
+    add_prior_arguments(parser, CONFIGS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,12 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or checkpoint_path(args.config)
     result = train_prior(model, train, valid.to(args.device), labels=labels, seed=args.seed, checkpoint=out,
                          **options)
-    if args.config == "full":  # ship half-precision weights
-        halve_checkpoint(out)
+    finish_checkpoint(result, out, half=args.config == "full")  # ship half-precision weights
     print(json.dumps({"config": args.config, "parameters": n_params, "steps": options["steps"],
                       "best_valid_bits_per_voxel": result.best_valid, "seconds": round(result.seconds, 1),
                       "checkpoint": str(out)}), flush=True)
-    result.history.to_csv(str(out).replace(".pt", "_history.csv"), index=False)
     if args.grid:
         from .shape_domain import render_grids
 

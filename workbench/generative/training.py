@@ -4,8 +4,10 @@ validation ELBO, checkpoints. A prior supplies ``training_loss(batch, generator,
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,26 @@ def sized_options(options: dict[str, Any], model: torch.nn.Module, batch: torch.
         options["steps"] = steps_that_fit(seconds, model, batch, labels)
     options["eval_every"] = min(options["eval_every"], options["steps"])
     return options
+
+def add_prior_arguments(parser: argparse.ArgumentParser, configs: Iterable[str], seconds: bool = True) -> None:
+    """The options every train-a-prior script shares: ``--config`` (one of ``configs``, default "full"),
+    ``--device``, ``--seed``, ``--steps``, ``--out`` and, with ``seconds``, ``--seconds``."""
+    parser.add_argument("--config", choices=sorted(configs), default="full")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="override the configuration's step count")
+    if seconds:
+        parser.add_argument("--seconds", type=float, default=None, help="train as many steps as fit in this time")
+    parser.add_argument("--out", default=None, help="checkpoint path (default: the shipped one)")
+
+
+def finish_checkpoint(result: TrainingResult, path: str | Path, half: bool = False) -> None:
+    """After :func:`train_prior` wrote the checkpoint ``path``: its weights in float16 when ``half`` (the shipped
+    full priors), and its history beside it as ``*_history.csv``."""
+    if half:
+        halve_checkpoint(path)
+    result.history.to_csv(str(path).replace(".pt", "_history.csv"), index=False)
+
 
 def halve_checkpoint(path: str | Path) -> None:
     """Rewrite a prior checkpoint written by :func:`train_prior` with its float weights in float16: half the file
