@@ -248,10 +248,15 @@ class Study:
     # ----------------------------------------------------------------- reading
     def _results(self) -> StudyResults:
         self._open()
-        return StudyResults(self.storage, self.storage.get_study(self.name))
+        results = StudyResults(self.storage, self.storage.get_study(self.name))
+        # the live domain's space writes the readable columns (e.g. canonical SMILES beside the SELFIES); the
+        # stored spec rebuilds only the generic space, which is what a study opened without its domain shows
+        if results.space.to_spec() == self.domain.space.to_spec():
+            results.space = self.domain.space
+        return results
 
     def results(self) -> pd.DataFrame:
-        """One row per evaluated design (see :meth:`StudyResults.frame`)."""
+        """One row per evaluated design (see :meth:`StudyResults.frame`), with the domain's readable columns."""
         return self._results().frame()
 
     def designs(self) -> torch.Tensor:

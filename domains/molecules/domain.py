@@ -142,7 +142,10 @@ class Molecules(Domain):
         return self.space.decode(torch.as_tensor(x))
 
     def with_smiles(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """A copy of a study's results (SELFIES in ``sequence``) with the canonical ``smiles`` column added."""
+        """A copy of stored results (SELFIES in ``sequence``, as ``StudyResults`` opened without this domain show
+        them) with the canonical ``smiles`` column added; a frame that has ``smiles`` already comes back as is."""
+        if "smiles" in frame.columns:
+            return frame.copy()
         if "sequence" not in frame.columns:
             raise ValueError(f"expected a 'sequence' column of SELFIES strings, got {list(frame.columns)}")
         out = frame.copy()

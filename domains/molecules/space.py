@@ -5,9 +5,10 @@ decodes each row and reports why it is no molecule (an empty molecule, RDKit's s
 evaluation engine marks such rows failed with that message instead of scoring them. ``to_frame`` shows
 ``smiles`` (canonical) and ``selfies``; ``encode`` takes SMILES, ``from_frame`` SMILES or SELFIES.
 
-Stored studies keep the spec of a plain ``SequenceSpace`` (kind "sequence"): ``Study.results()`` and
-``StudyResults`` rebuild that without this code and show the SELFIES string in ``sequence``;
-``Molecules.with_smiles`` (or ``tokens.decode``) adds the canonical SMILES.
+Stored studies keep the spec of a plain ``SequenceSpace`` (kind "sequence"). ``Study.results()`` frames the
+rows with the live domain's space, so it shows ``smiles`` and ``selfies``; ``StudyResults`` opened from storage
+alone rebuild the plain space and show the SELFIES string in ``sequence``, to which ``Molecules.with_smiles`` (or
+``tokens.decode``) adds the canonical SMILES.
 """
 
 from __future__ import annotations
