@@ -282,7 +282,8 @@ def test_relaxed_rows_score_as_their_hard_draws(sample):
     fit_relaxed(tiny, encode(rows), torch.tensor(score_smiles(rows, TARGETS)).float(), epochs=2, batch_size=64,
                 lr=5e-4, seed=0, draws=4)
     after = relaxed_agreement(tiny, teacher, x, seed=1, draws=8)
-    assert after[qed] > before[qed] + 0.1 and after[sa] > before[sa] + 0.2, (before, after)  # 0.58 -> 0.74, 0.31 -> 0.65
+    # measured: QED 0.58 -> 0.74, SA 0.31 -> 0.65
+    assert after[qed] > before[qed] + 0.1 and after[sa] > before[sa] + 0.2, (before, after)
 
 
 def test_dps_runs_through_the_surrogate(dom, tmp_path):
