@@ -216,7 +216,7 @@ def _novelty(smiles: list[str]) -> float:
 
 def score(campaign: wb.Campaign, device: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, torch.Tensor]]:
     """Metrics of every finished study: one row per study, one row per design, and the designs' tokens."""
-    judge = Molecules(objectives=("qed", "sa", "similarity"), constraints=("pains", "brenk"), lead=LEAD,
+    judge = Molecules(objectives=("qed", "sa", "similarity"), constraints=("pains", "brenk", "bridgeheads"), lead=LEAD,
                       prior=cfg["prior"])
     prior = load_prior(cfg["prior"], device)
     rows, designs, tokens = [], [], {}
@@ -242,6 +242,7 @@ def score(campaign: wb.Campaign, device: str) -> tuple[pd.DataFrame, pd.DataFram
                     "validity": float(ok.mean()), "uniqueness": _or_nan(uniqueness, smiles),
                     "novelty": _novelty(smiles), "diversity": _or_nan(internal_diversity, smiles),
                     "log_likelihood": float(loglik.median()), "pains_free": float((props["pains"][ok] == 0).mean()),
+                    "bridged": float((props["bridgeheads"][ok] > 0).mean()),
                     "similarity_median": float(props["similarity"].median()),
                     "denoiser_calls": counters.get("denoiser_calls", 0),
                     "denoiser_sequences": counters.get("denoiser_sequences", 0),
@@ -255,7 +256,7 @@ def score(campaign: wb.Campaign, device: str) -> tuple[pd.DataFrame, pd.DataFram
         designs.append(pd.DataFrame({"study": name, "task": task, "method": method, "seed": entry.seed,
                                      "row": np.arange(len(x)), "valid": ok, "smiles": smiles,
                                      "qed": props["qed"], "sa": props["sa"], "similarity": props["similarity"],
-                                     "error": frame["error"].to_numpy()}))
+                                     "bridgeheads": props["bridgeheads"], "error": frame["error"].to_numpy()}))
         tokens[name] = x
         print(f"scored {name}: validity {ok.mean():.2f}, {len(valid)} molecules", flush=True)
     return pd.DataFrame(rows), pd.concat(designs, ignore_index=True) if designs else pd.DataFrame(), tokens
@@ -282,7 +283,9 @@ def table(rows: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def plot_grid(designs: pd.DataFrame, tokens: dict[str, torch.Tensor], path: Path, per_method: int = 4) -> None:
-    """The best distinct valid molecules of each method (over its seeds), one column per task."""
+    """The best distinct valid molecules of each method (over its seeds), one column per task; bridged ring
+    systems left out (RDKit accepts them, but as the SELFIES prior writes them they are mostly strained beyond
+    existence; their share per study is the ``bridged`` column of studies.csv)."""
     names = [mth for mth in METHOD_NAMES if mth in set(designs["method"])]
     columns = [t for t in tasks if t in set(designs["task"])]
     fig, axes = plt.subplots(len(names), len(columns), figsize=(9.5 * len(columns), 2.75 * len(names)),
@@ -292,6 +295,8 @@ def plot_grid(designs: pd.DataFrame, tokens: dict[str, torch.Tensor], path: Path
         for i, method in enumerate(names):
             ax = axes[i][j]
             here = designs[(designs.task == task) & (designs.method == method) & designs.valid]
+            if "bridgeheads" in here:  # designs.csv of earlier runs lacks the column
+                here = here[here["bridgeheads"] == 0]
             best = here.sort_values(task, ascending=False, kind="stable").drop_duplicates("smiles").head(per_method)
             if best.empty:
                 ax.set_axis_off()

@@ -75,6 +75,7 @@ def test_the_study_rows_are_complete_and_sensible(out):
         assert (by.loc[task].drop(index="pretrained")["reward_calls"] > 0).all()
         assert by.loc[(task, "drakes_budget"), "budget_checks"] == 2  # check_every 1, 2 iterations
     assert single["reward_median"].between(0, 1).all() and single["reward_time_share"].between(0, 1).all()
+    assert single["bridged"].between(0, 1).all()  # share of valid molecules with a bridged ring system
     assert (rows["task"] == "front").sum() == 5  # SVDD-PM over five weight vectors
 
 

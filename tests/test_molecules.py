@@ -197,6 +197,18 @@ def test_bad_designs_fail_with_the_reason_in_a_study(dom, tmp_path):
     assert frame["qed"].iloc[0] == pytest.approx(0.5501, abs=1e-4)
 
 
+def test_bridged_rings_are_a_constraint(tmp_path):
+    meta_bridged = "CCn1c(C#N)ccc1CC(=O)Nc1c2cccc1N=CC2"  # a full-prior sample: benzene bridged across meta by 3 atoms
+    dom = Molecules(objectives=("qed",), constraints=("bridgeheads",))
+    smiles = [ASPIRIN, "C1CC2CCC1C2", meta_bridged]  # norbornane has two bridgeheads
+    x = dom.encode(smiles)
+    assert dom.evaluate(x)["bridgeheads"].tolist() == [0, 2, 2]
+    frame = run(dom, Fixed(x), tmp_path, budget=3, name="bridged").results()
+    assert frame["feasible"].tolist() == [True, False, False] and frame["smiles"].iloc[2] == meta_bridged
+    soft = dom.evaluate_soft(torch.nn.functional.one_hot(x, len(alphabet()) + 1).float())
+    assert soft["bridgeheads"].tolist() == [0, 0, 0] and soft["qed"].shape == (3,)  # no gradient: RDKit enforces it
+
+
 def test_process_pool_gives_the_inline_scores(sample):
     names = ("qed", "sa", "pains", "brenk")
     smiles = sample[:600] + [None, "C1CC"]

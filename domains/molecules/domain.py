@@ -7,7 +7,8 @@ Objectives (any subset; default directions in ``OBJECTIVES``, override with ``(n
   - ``"mw"`` (minimize): molecular weight, Da;
   - ``"tpsa"`` (minimize): topological polar surface area, A^2;
   - ``"similarity"`` (maximize): Tanimoto similarity (Morgan, radius 2, 2048 bits) to ``lead``.
-Constraints (``CONSTRAINTS``, counts that must be <= 0): ``"pains"``, ``"brenk"``, ``"large_rings"``.
+Constraints (``CONSTRAINTS``, counts that must be <= 0): ``"pains"``, ``"brenk"``, ``"large_rings"``,
+``"bridgeheads"``.
 Rows that are no molecule fail with the reason (the space's ``invalid_rows``). See ``docs/molecules.md``.
 """
 
@@ -108,8 +109,9 @@ class Molecules(Domain):
         """The surrogate's differentiable scores ``[n]`` of relaxed token rows ``probs: [n, LENGTH, V]`` (V = the
         alphabet, or the alphabet plus padding as the prior writes them); gradients flow to ``probs``.
 
-        Approximations of RDKit's values (see ``docs/molecules.md`` for their accuracy). ``"pains"`` is 0 (no
-        gradient): MOSES holds no PAINS hits to learn from, so the stored RDKit counts alone enforce it.
+        Approximations of RDKit's values (see ``docs/molecules.md`` for their accuracy). ``"pains"`` and
+        ``"bridgeheads"`` are 0 (no gradient; MOSES holds almost no PAINS hits or bridged rings to learn from), so
+        the stored RDKit counts alone enforce them.
         ``"similarity"`` has no surrogate, so studies that optimize it need a derivative-free sampler (SVDD, SMC,
         best-of-N).
         """
@@ -120,7 +122,7 @@ class Molecules(Domain):
         if probs.dim() != 3 or probs.shape[1] != self.space.length or probs.shape[2] not in (vocab, vocab + 1):
             raise ValueError(f"expected relaxed rows [n, {self.space.length}, {vocab} or {vocab + 1}], got "
                              f"{list(probs.shape)}")
-        missing = [n for n in self._names if n not in TARGETS and n != "pains"]
+        missing = [n for n in self._names if n not in TARGETS and n not in ("pains", "bridgeheads")]
         if missing:
             raise ValueError(f"{missing} have no differentiable surrogate; use a derivative-free sampler "
                              "(SVDD, SMC, best-of-N) for them")

@@ -5,7 +5,9 @@ and Schuffenhauer's synthetic accessibility from RDKit's Contrib ``sascorer``, 1
 ``(10 - SA) / 9`` so 1 is easiest), ``logp`` (Crippen), ``mw`` (average molecular weight, Da), ``tpsa``
 (topological polar surface area, A^2), ``similarity`` (Tanimoto of Morgan fingerprints, radius 2, 2048 bits, to
 a lead). Alerts (``ALERTS``, counts): ``pains`` (RDKit's PAINS A, B and C filters), ``brenk`` (Brenk's
-unwanted groups), ``large_rings`` (rings of more than 6 atoms).
+unwanted groups), ``large_rings`` (rings of more than 6 atoms), ``bridgeheads`` (bridgehead atoms: bridged ring
+systems, which RDKit accepts but which are rare in drug-like sets and, as SELFIES samples write them, often
+strained beyond existence, e.g. a benzene ring bridged across its meta positions by three atoms).
 
 ``score_smiles`` scores a list in this process; ``Scorer`` sends large lists to a pool of spawned worker
 processes (RDKit holds the GIL, so threads would not help) and keeps small ones inline.
@@ -34,7 +36,7 @@ from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 from .chem import parse
 
 PROPERTIES = ("qed", "sa", "logp", "mw", "tpsa", "similarity")
-ALERTS = ("pains", "brenk", "large_rings")
+ALERTS = ("pains", "brenk", "large_rings", "bridgeheads")
 SCORES = PROPERTIES + ALERTS
 FINGERPRINT_RADIUS, FINGERPRINT_BITS = 2, 2048
 LARGE_RING = 6  # rings with more atoms than this count as alerts
@@ -117,6 +119,8 @@ def score_mol(mol: Chem.Mol, names: Sequence[str], lead: str | None = None) -> l
             out.append(float(alert_count(mol, name)))
         elif name == "large_rings":
             out.append(float(large_rings(mol)))
+        elif name == "bridgeheads":
+            out.append(float(rdMolDescriptors.CalcNumBridgeheadAtoms(mol)))
         else:
             raise ValueError(f"unknown score {name!r}; choose from {list(SCORES)}")
     return out
