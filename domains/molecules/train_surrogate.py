@@ -30,7 +30,9 @@ import argparse
 import copy
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,6 +114,31 @@ def r_squared(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return 1.0 - residual / total
 
 
+def run_epochs(model: Surrogate, x: torch.Tensor, epochs: int, batch_size: int, optimizer: torch.optim.Optimizer,
+               schedule: Any, generator: torch.Generator, batch_loss: Callable[[torch.Tensor], torch.Tensor],
+               label: str = "epoch") -> list[float]:
+    """The training loop both fits share: shuffled batches of row indices (drawn with ``generator``, on its
+    device), ``batch_loss(index)`` minimized with ``optimizer`` and stepped ``schedule``; returns the mean loss
+    per epoch and leaves the model in eval mode."""
+    device = model.mean.device
+    history = []
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=generator, device=generator.device).to(device)
+        total = torch.zeros((), device=device)
+        for i in range(0, len(x) - batch_size + 1, batch_size):
+            loss = batch_loss(order[i:i + batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.detach()
+        history.append(float(total) / (len(x) // batch_size))
+        print(f"{label} {len(history)}: loss {history[-1]:.4f}", flush=True)
+    model.eval()
+    return history
+
+
 def fit(model: Surrogate, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
         seed: int) -> list[float]:
     """AdamW with a one-cycle schedule on the standardized targets' mean squared error (on the model's device);
@@ -122,23 +149,12 @@ def fit(model: Surrogate, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
     steps = epochs * (len(x) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
     x, target = x.to(device), ((y.to(device) - model.mean) / model.std)
-    history = []
-    model.train()
-    for _ in range(epochs):
-        order, total = torch.randperm(len(x), generator=generator).to(device), torch.zeros((), device=device)
-        for i in range(0, len(x) - batch_size + 1, batch_size):
-            index = order[i:i + batch_size]
-            onehot = torch.nn.functional.one_hot(x[index], vocab_size()).float()
-            loss = torch.nn.functional.mse_loss(model.standardized(onehot), target[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.detach()
-        history.append(float(total) / (len(x) // batch_size))
-        print(f"epoch {len(history)}: loss {history[-1]:.4f}", flush=True)
-    model.eval()
-    return history
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        onehot = torch.nn.functional.one_hot(x[index], vocab_size()).float()
+        return torch.nn.functional.mse_loss(model.standardized(onehot), target[index])
+
+    return run_epochs(model, x, epochs, batch_size, optimizer, schedule, generator, batch_loss)
 
 
 def relax_rows(x: torch.Tensor, generator: torch.Generator, max_share: float = 0.6,
@@ -178,30 +194,17 @@ def fit_relaxed(model: Surrogate, x: torch.Tensor, y: torch.Tensor, epochs: int,
         p.requires_grad_(False)
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    steps = epochs * (len(x) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * (len(x) // batch_size))
     x, target = x.to(device), ((y.to(device) - model.mean) / model.std)
-    history = []
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=generator, device=device)
-        total = torch.zeros((), device=device)
-        for i in range(0, len(x) - batch_size + 1, batch_size):
-            index = order[i:i + batch_size]
-            soft = relax_rows(x[index], generator)
-            soft_target = expected_score(teacher, soft, draws, generator)
-            onehot = torch.nn.functional.one_hot(x[index], vocab_size()).float()
-            loss = (torch.nn.functional.mse_loss(model.standardized(onehot), target[index])
-                    + torch.nn.functional.mse_loss(model.standardized(soft), soft_target))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.detach()
-        history.append(float(total) / (len(x) // batch_size))
-        print(f"relaxed epoch {len(history)}: loss {history[-1]:.4f}", flush=True)
-    model.eval()
-    return history
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        soft = relax_rows(x[index], generator)
+        soft_target = expected_score(teacher, soft, draws, generator)
+        onehot = torch.nn.functional.one_hot(x[index], vocab_size()).float()
+        return (torch.nn.functional.mse_loss(model.standardized(onehot), target[index])
+                + torch.nn.functional.mse_loss(model.standardized(soft), soft_target))
+
+    return run_epochs(model, x, epochs, batch_size, optimizer, schedule, generator, batch_loss, "relaxed epoch")
 
 
 @torch.no_grad()
