@@ -45,8 +45,8 @@ surrogate's reward of the relaxed designs (0.77 -> 0.80 QED) but not RDKit's QED
 iterations), so the weights were rolled back to the prior's and it samples like the pretrained model. The gpu
 scale (100 iterations of 32, lr 3e-4) is the setting meant for DRAKES; with the relaxed full surrogate
 (``train_surrogate --relaxed``) the budgeted DRAKES raised the median QED on 3 of 3 GPU seeds, by 0.01 to 0.05
-(``docs/molecules.md``). ``--first-seed``, ``--drakes-lr`` and ``--truncate`` run later seeds and other DRAKES
-settings in their own ``--out`` folders.
+(``docs/molecules.md``). ``--first-seed``, ``--n``, ``--surrogate``, ``--drakes-lr`` and ``--truncate`` run later
+seeds and other settings in their own ``--out`` folders.
 
 Writes runs/molecules/<scale>/{table_qed.md, table_sa.md (and .csv), studies.csv (one row per study), designs.csv
 (one row per molecule), front.csv (the non-dominated molecules), front.png (pairwise scatters), grid.png (the best
@@ -111,6 +111,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--scale", choices=sorted(SCALES), default="gpu" if torch.cuda.is_available() else "cpu")
 parser.add_argument("--seeds", type=int, default=None, help="default: the scale's (3; 1 for cpu)")
 parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
+parser.add_argument("--n", type=int, default=None, help="override the scale's molecules per study")
+parser.add_argument("--surrogate", default="auto",
+                    help="surrogate of DPS and DRAKES: full, tiny, auto or a checkpoint path (train_surrogate --out)")
 parser.add_argument("--drakes-lr", type=float, default=None, help="override the scale's DRAKES learning rate")
 parser.add_argument("--truncate", type=int, default=None, help="override the scale's DRAKES truncation (steps)")
 parser.add_argument("--tasks", default="qed,sa")
@@ -126,7 +129,8 @@ parser.add_argument("--straight-through", action="store_true",
                     help="DRAKES scores hard (one-hot) designs with the surrogate, gradients through the relaxation")
 args, _ = parser.parse_known_args()
 cfg = dict(SCALES[args.scale])
-cfg.update({k: v for k, v in {"drakes_lr": args.drakes_lr, "truncate": args.truncate}.items() if v is not None})
+cfg.update({k: v for k, v in {"n": args.n, "drakes_lr": args.drakes_lr, "truncate": args.truncate}.items()
+            if v is not None})
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
 seeds = cfg["seeds"] if args.seeds is None else args.seeds
 tasks = args.tasks.split(",")
@@ -164,7 +168,7 @@ def methods(task: str) -> dict:
 
 def domain(objectives: tuple[str, ...]) -> Molecules:
     return Molecules(objectives=objectives, constraints=(), lead=LEAD if "similarity" in objectives else None,
-                     prior=cfg["prior"], device=DEVICE)
+                     prior=cfg["prior"], device=DEVICE, surrogate=args.surrogate)
 
 
 out = Path(args.out) / args.scale

@@ -7,6 +7,7 @@ import copy
 import importlib.util
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,6 +278,12 @@ def test_surrogate_tracks_rdkit_and_carries_gradients(dom, sample):
     assert dom.evaluate_soft(onehot[..., :26])["qed"].shape == (200,)  # no padding column: read as no padding
     with pytest.raises(ValueError, match="have no differentiable surrogate"):
         Molecules(objectives=("similarity",), lead=ASPIRIN).evaluate_soft(onehot)
+    # a checkpoint file (train_surrogate --out) serves as the surrogate too
+    tiny_file = str(Path(mol_data.__file__).parent / "checkpoints" / "surrogate_tiny.pt")
+    by_path = Molecules(objectives=("qed",), surrogate=tiny_file).evaluate_soft(onehot)["qed"]
+    assert torch.equal(by_path, Molecules(objectives=("qed",), surrogate="tiny").evaluate_soft(onehot)["qed"])
+    with pytest.raises(FileNotFoundError, match="no surrogate checkpoint at /nowhere.pt"):
+        Molecules(surrogate="/nowhere.pt")
 
 
 def test_relaxed_rows_score_as_their_hard_draws(sample):

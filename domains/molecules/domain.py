@@ -44,7 +44,8 @@ class Molecules(Domain):
     """Molecules as SELFIES token rows ``[n, LENGTH]``, scored by RDKit (see the module docstring).
 
     ``lead``: the SMILES that ``"similarity"`` compares with (required for it). ``prior``: "full" or "tiny".
-    ``surrogate`` (for ``evaluate_soft``): "full", "tiny" or "auto" (full when its checkpoint exists).
+    ``surrogate`` (for ``evaluate_soft``): "full", "tiny", "auto" (full when its checkpoint exists) or the path of
+    a checkpoint written by ``train_surrogate --out``.
     ``workers`` / ``pool_threshold``: batches of more than ``pool_threshold`` molecules are scored in a pool of
     ``workers`` processes (default: the CPU count, at most 8), smaller ones inline.
 

@@ -88,16 +88,23 @@ def checkpoint_path(config: str) -> Path:
 
 
 def resolve(config: str = "auto") -> str:
-    """``"auto"``: "full" when its checkpoint exists, else "tiny"; other names are checked and returned."""
+    """``"auto"``: "full" when its checkpoint exists, else "tiny"; other names are checked and returned, and so is
+    the path of a checkpoint file (``train_surrogate --out``), which must exist."""
     if config == "auto":
         return "full" if checkpoint_path("full").exists() else "tiny"
+    if config.endswith(".pt"):
+        if not Path(config).is_file():
+            raise FileNotFoundError(f"no surrogate checkpoint at {config}")
+        return config
     checkpoint_path(config)
     return config
 
 
 def load_surrogate(config: str = "auto", device: str | torch.device = "cpu") -> Surrogate:
-    """The shipped surrogate of ``config`` (see ``resolve``), frozen, in eval mode, on ``device``."""
-    path = checkpoint_path(resolve(config))
+    """The surrogate of ``config`` (a shipped configuration or a checkpoint path; see ``resolve``), frozen, in eval
+    mode, on ``device``."""
+    resolved = resolve(config)
+    path = Path(resolved) if resolved.endswith(".pt") else checkpoint_path(resolved)
     if not path.exists():
         raise FileNotFoundError(f"surrogate checkpoint {path} is missing; train it with "
                                 f"`python -m domains.molecules.train_surrogate --config {resolve(config)}`")
