@@ -23,7 +23,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"model": {"hidden": 96, "kernel": 5, "dilations": [1, 2, 4, 1]}, "epochs": 10, "batch_size": 256,
              "lr": 2e-3, "relaxed_epochs": 2, "relaxed_lr": 5e-4},
     "full": {"model": {"hidden": 256, "kernel": 5, "dilations": [1, 2, 4, 8, 1, 2, 4, 8]}, "epochs": 60,
-             "batch_size": 512, "lr": 1e-3, "relaxed_epochs": 8, "relaxed_lr": 2e-4},
+             "batch_size": 512, "lr": 1e-3, "relaxed_epochs": 3, "relaxed_lr": 2e-4},
 }
 #: what the surrogate predicts (names as in ``objectives.SCORES``). Not similarity (it depends on the lead) and
 #: not PAINS: MOSES was filtered to exclude PAINS hits, so there is nothing to learn them from
