@@ -85,6 +85,7 @@ def sized_options(options: dict[str, Any], model: torch.nn.Module, batch: torch.
     options["eval_every"] = min(options["eval_every"], options["steps"])
     return options
 
+
 def add_prior_arguments(parser: argparse.ArgumentParser, configs: Iterable[str], seconds: bool = True) -> None:
     """The options every train-a-prior script shares: ``--config`` (one of ``configs``, default "full"),
     ``--device``, ``--seed``, ``--steps``, ``--out`` and, with ``seconds``, ``--seconds``."""
