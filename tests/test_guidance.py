@@ -176,6 +176,29 @@ def test_drakes_naturalness_budget_holds_where_free_fine_tuning_breaks_it(motif,
                                                       name="base")) + 0.1  # and some reward gain is kept
 
 
+def test_drakes_budget_confidence_widens_the_check_by_the_standard_errors(motif, tmp_path):
+    """With ``confidence``, a check passes only if the drop's upper bound (drop + z * the two means' standard
+    errors, relative to the baseline) is within the budget; set-level measures have no standard error."""
+    common = {"iterations": 4, "train_batch": 8, "truncate": 4, "steps": STEPS, "lr": 1e-3, "batch_size": 16,
+              "check_every": 2, "check_batch": 32, "budget": 0.03}
+    guarded = DRAKES(kl_weight=1e-3, confidence=0.95, **common)  # the default: the prior's ELBO of each design
+    run(motif, guarded, tmp_path, budget=16, name="conf")
+    assert [c["iteration"] for c in guarded.checks] == [2, 4]
+    for c in guarded.checks:
+        (drop,), (bound,) = c["drop"], c["drop_bound"]
+        assert bound > drop + 0.01  # 32 designs: the ELBO's spread gives a margin of several per cent
+        assert c["within"] == (bound <= 0.03)
+    gc_content = lambda x: (x.cpu() >= 2).double().mean(-1, keepdim=True) + 1.0  # noqa: E731  [designs, 1]
+    per_design = DRAKES(kl_weight=1e-3, confidence=0.95, naturalness=gc_content, **common)
+    set_level = DRAKES(kl_weight=1e-3, confidence=0.95, naturalness=lambda x: gc_content(x).mean(0), **common)
+    run(motif, per_design, tmp_path, budget=16, name="design")
+    run(motif, set_level, tmp_path, budget=16, name="set")
+    assert all(c["drop_bound"][0] > c["drop"][0] for c in per_design.checks)
+    assert all(c["drop_bound"] == c["drop"] for c in set_level.checks)
+    with pytest.raises(ValueError, match="confidence"):
+        DRAKES(budget=0.03, confidence=1.5)
+
+
 def test_weight_vectors_trade_objectives(tmp_path):
     domain = PlantedMotif(objectives=("motif_count", "gc"))
     motif_first = run(domain, SVDD(n_candidates=M, steps=STEPS, batch_size=32, weights=[1.0, 0.0]), tmp_path,

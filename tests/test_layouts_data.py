@@ -301,6 +301,17 @@ def test_union_area_is_exact():
     assert math.isclose(float(R.coverage_reward(hard, b, 0.5, 0.9)[0]), -0.3, rel_tol=1e-5)
 
 
+def test_union_area_gradient_at_hard_presence():
+    """A surely present box that alone covers part of the page must pass its presence a gradient (its area that no
+    other box covers; 0 where another present box also covers it): straight-through scoring relies on it."""
+    c, b = layout((0, (0.0, 0.0, 0.5, 0.5)), (0, (0.25, 0.25, 0.5, 0.5)), (0, (0.3, 0.3, 0.1, 0.1)))
+    p = R.hard_presence(c, torch.float64).requires_grad_(True)
+    grad, = torch.autograd.grad(R.union_area(p, b.double()).sum(), p)
+    sole = [0.25 - 0.0625, 0.25 - 0.0625, 0.0]  # each box's area covered by it alone; the small one lies in both
+    assert torch.allclose(grad[0, :3], torch.tensor(sole, dtype=torch.float64), atol=1e-9)
+    assert float(grad[0, 3:].abs().max()) == 0.0  # absent elements have empty boxes
+
+
 def test_margin_and_reading_order_by_hand():
     c, b = layout((0, (0.0, 0.2, 0.5, 0.1)), (0, (0.3, 0.5, 0.69, 0.47)))
     p = R.hard_presence(c)

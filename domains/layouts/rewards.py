@@ -80,8 +80,8 @@ def union_area(presence: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     covered share is ``1 - prod_i (1 - p_i [cell inside box i])`` (the probability that some box covers it when
     boxes are present independently; 0 or 1 on hard presence), and the union area is the sum of the covered
     shares times the cell areas. Gradients reach the coordinates through the cell sizes (the exact derivative of
-    the union area almost everywhere) and the presences through the products; a presence of exactly 1 passes no
-    gradient to itself. Memory ``O(n L^2)``.
+    the union area almost everywhere) and the presences through the products, also at a presence of exactly 1 (a
+    hard layout, or straight-through scoring): removing the only box over a cell uncovers it. Memory ``O(n L^2)``.
     """
     _check(presence, boxes)
     lo = boxes[..., :2].clamp(0.0, 1.0)
@@ -95,12 +95,16 @@ def union_area(presence: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
             & (mid.unsqueeze(-1) < hi[..., a].detach().unsqueeze(-2))  # [n, cell, box]
         cells.append((size, inside.to(boxes.dtype)))
     (dx, in_x), (dy, in_y) = cells
-    p = presence.to(boxes.dtype)
+    p = presence.to(boxes.dtype).clamp(max=1.0)
     full = p >= 1.0
-    log_q = torch.log1p(-torch.where(full, torch.zeros_like(p), p.clamp(max=1.0)))  # log(1 - p_i), 0 where p_i = 1
+    log_q = torch.log1p(-torch.where(full, torch.zeros_like(p), p))  # log(1 - p_i) of the boxes not surely present
     log_uncovered = torch.einsum("nai,nbi,ni->nab", in_x, in_y, log_q)
-    hard = torch.einsum("nai,nbi,ni->nab", in_x, in_y, full.to(boxes.dtype)) > 0
-    covered = torch.where(hard, torch.ones_like(log_uncovered), 1.0 - torch.exp(log_uncovered))
+    # the surely present boxes' factor prod (1 - p_i): 0 if one covers the cell, with the derivative -1 for a sole
+    # cover (its presence is then what keeps the cell covered) and 0 for two or more; 1 if none covers it
+    count = torch.einsum("nai,nbi,ni->nab", in_x, in_y, full.to(boxes.dtype)).round()
+    sole = torch.einsum("nai,nbi,ni->nab", in_x, in_y, full.to(boxes.dtype) * (1.0 - p))
+    factor = (count == 0).to(boxes.dtype) + (count == 1).to(boxes.dtype) * sole
+    covered = 1.0 - torch.exp(log_uncovered) * factor
     return torch.einsum("na,nb,nab->n", dx, dy, covered)
 
 
