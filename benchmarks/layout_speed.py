@@ -51,8 +51,8 @@ def main() -> None:
     dom = PageLayouts(objectives=("alignment", "overlap", "coverage"), prior="full", device=dev)
     common = {"steps": args.steps, "batch_size": n, "weights": [10.0, 1.0, 10.0]}
     fix = Correction(load_corrector("full", dev), times=(0.6, 0.4, 0.2), threshold=0.2)
-    drakes = DRAKES(iterations=args.drakes_iterations, train_batch=16, truncate=min(10, args.steps), kl_weight=1e-2, lr=1e-3,
-                    temperature=0.5, **common)
+    drakes = DRAKES(iterations=args.drakes_iterations, train_batch=16, truncate=min(10, args.steps), kl_weight=1e-2,
+                    lr=1e-3, temperature=0.5, **common)
     methods = {"pretrained": Pretrained(**common), "pretrained + corrector": Pretrained(corrector=fix, **common),
                f"best-of-{args.candidates + 1}": BestOfN(n_samples=args.candidates + 1, **common),
                "SMC": SMC(alpha=0.1, **common), f"SVDD-PM (M = {args.candidates})":

@@ -48,8 +48,8 @@ iterations), so the weights were rolled back to the prior's and it samples like 
 scale (100 iterations of 32, lr 3e-4) is the setting meant for DRAKES; with the relaxed full surrogate
 (``train_surrogate --relaxed``) and the budget checked at 95 % confidence on 2,048 molecules, the budgeted DRAKES
 raised the median QED by 0.014 to 0.059 and SA by 0.021 to 0.062 on 3 of 3 fresh GPU seeds, with the samples'
-log-likelihood at most 0.8 % below pretrained (``docs/molecules.md``). ``--first-seed``, ``--n``, ``--surrogate``, ``--drakes-lr`` and ``--truncate`` run later
-seeds and other settings in their own ``--out`` folders.
+log-likelihood at most 0.8 % below pretrained (``docs/molecules.md``). ``--first-seed``, ``--n``, ``--surrogate``,
+``--drakes-lr`` and ``--truncate`` run later seeds and other settings in their own ``--out`` folders.
 
 Writes runs/molecules/<scale>/{table_qed.md, table_sa.md (and .csv), studies.csv (one row per study), designs.csv
 (one row per molecule), front.csv (the non-dominated molecules), front.png (pairwise scatters), grid.png (the best
