@@ -48,8 +48,8 @@ iterations), so the weights were rolled back to the prior's and it samples like 
 scale (100 iterations of 32, lr 3e-4) is the setting meant for DRAKES; with the relaxed full surrogate
 (``train_surrogate --relaxed``) and the budget checked at 95 % confidence on 2,048 molecules, the budgeted DRAKES
 raised the median QED by 0.014 to 0.059 and SA by 0.021 to 0.062 on 3 of 3 fresh GPU seeds, with the samples'
-log-likelihood at most 0.8 % below pretrained (``docs/molecules.md``). ``--first-seed``, ``--n``, ``--surrogate``,
-``--drakes-lr`` and ``--truncate`` run later seeds and other settings in their own ``--out`` folders.
+log-likelihood at most 0.8 % below pretrained (``docs/molecules.md``). ``--first-seed``, ``--n``, ``--candidates``,
+``--surrogate``, ``--drakes-lr`` and ``--truncate`` run later seeds and other settings in their own ``--out`` folders.
 
 Writes runs/molecules/<scale>/{table_qed.md, table_sa.md (and .csv), studies.csv (one row per study), designs.csv
 (one row per molecule), front.csv (the non-dominated molecules), front.png (pairwise scatters), grid.png (the best
@@ -120,6 +120,8 @@ parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-s
 parser.add_argument("--n", type=int, default=None, help="override the scale's molecules per study")
 parser.add_argument("--surrogate", default="auto",
                     help="surrogate of DPS and DRAKES: full, tiny, auto or a checkpoint path (train_surrogate --out)")
+parser.add_argument("--candidates", type=int, default=None,
+                    help="override the scale's SVDD candidates M (best-of-N uses N = M + 1; the SVDD paper: 20)")
 parser.add_argument("--drakes-lr", type=float, default=None, help="override the scale's DRAKES learning rate")
 parser.add_argument("--truncate", type=int, default=None, help="override the scale's DRAKES truncation (steps)")
 parser.add_argument("--tasks", default="qed,sa")
@@ -135,8 +137,8 @@ parser.add_argument("--straight-through", action="store_true",
                     help="DRAKES scores hard (one-hot) designs with the surrogate, gradients through the relaxation")
 args, _ = parser.parse_known_args()
 cfg = dict(SCALES[args.scale])
-cfg.update({k: v for k, v in {"n": args.n, "drakes_lr": args.drakes_lr, "truncate": args.truncate}.items()
-            if v is not None})
+cfg.update({k: v for k, v in {"n": args.n, "drakes_lr": args.drakes_lr, "truncate": args.truncate,
+                               "candidates": args.candidates}.items() if v is not None})
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
 seeds = cfg["seeds"] if args.seeds is None else args.seeds
 tasks = args.tasks.split(",")
