@@ -7,7 +7,7 @@ SQLite storage), at batch 512 on the full prior.
 Per method: wall seconds of ``Study.run(n)`` with ``batch_size=n``, layouts per second, the denoiser sequences it
 ran and the share of the wall time spent in reward calls (the rest is the denoiser, the evaluation of the final
 designs and storage). DRAKES' row includes its fine-tuning (``--drakes-iterations`` of 16 trajectories, 10 relaxed
-steps); its sampling alone is the row "drakes (tuned, sampling only)". The prior is loaded and run once before
+steps); its sampling alone is the row "DRAKES (tuned, sampling only)". The prior is loaded and run once before
 timing, so no row pays for start-up.
 """
 
