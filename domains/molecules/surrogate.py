@@ -107,5 +107,5 @@ def load_surrogate(config: str = "auto", device: str | torch.device = "cpu") -> 
     path = Path(resolved) if resolved.endswith(".pt") else checkpoint_path(resolved)
     if not path.exists():
         raise FileNotFoundError(f"surrogate checkpoint {path} is missing; train it with "
-                                f"`python -m domains.molecules.train_surrogate --config {resolve(config)}`")
+                                f"`python -m domains.molecules.train_surrogate --config {resolved}`")
     return Surrogate.from_checkpoint(read_checkpoint(str(path))).to(device)

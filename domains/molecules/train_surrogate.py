@@ -184,14 +184,13 @@ def expected_score(model: Surrogate, probs: torch.Tensor, draws: int, generator:
 
 
 def fit_relaxed(model: Surrogate, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                seed: int, draws: int = 8) -> list[float]:
-    """Fine-tune ``model`` so that soft rows (``relax_rows``) score as a frozen copy of it scores their hard draws
-    on average (``expected_score``), and one-hot rows as RDKit does: the sum of the two mean squared errors on
-    standardized targets, AdamW with a cosine schedule. Returns the mean loss per epoch."""
+                seed: int, draws: int = 8, teacher: Surrogate | None = None) -> list[float]:
+    """Fine-tune ``model`` so that soft rows (``relax_rows``) score as ``teacher`` (default: a frozen copy of
+    ``model`` as it is now) scores their hard draws on average (``expected_score``), and one-hot rows as RDKit
+    does: the sum of the two mean squared errors on standardized targets, AdamW with a cosine schedule. Returns the
+    mean loss per epoch."""
     device = model.mean.device
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = (copy.deepcopy(model) if teacher is None else teacher).eval().requires_grad_(False)
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * (len(x) // batch_size))
@@ -269,12 +268,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.relaxed:
         model = Surrogate.from_checkpoint(read_checkpoint(str(out))).float().to(args.device).requires_grad_(True)
         config = {k: v for k, v in model.config.items() if k != "metrics"}
-        teacher = copy.deepcopy(model)
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)  # the one-hot fit: scores the hard draws
         # how the one-hot fit scores soft rows, before: R^2 against the mean score of their hard draws
         metrics["relaxed_r2_before"] = {source: dict(zip(TARGETS, [round(float(v), 4) for v in relaxed_agreement(
             model, teacher, sets[f"{source}_valid"][0], args.seed + 1)])) for source in sources}
         epochs = args.epochs or recipe["relaxed_epochs"]
-        history = fit_relaxed(model, x_train, y_train, epochs, recipe["batch_size"], recipe["relaxed_lr"], args.seed)
+        history = fit_relaxed(model, x_train, y_train, epochs, recipe["batch_size"], recipe["relaxed_lr"], args.seed,
+                              teacher=teacher)
         metrics["relaxed_r2"] = {source: dict(zip(TARGETS, [round(float(v), 4) for v in relaxed_agreement(
             model, teacher, sets[f"{source}_valid"][0], args.seed + 1)])) for source in sources}
         metrics["first_fit"] = model.config.get("metrics", {})

@@ -189,7 +189,7 @@ class DRAKES(PriorSampler):
         baseline, baseline_error = self._baseline
         scale = baseline.abs().clamp_min(1e-12)
         drop = (baseline - value) / scale
-        bound = drop.clone()
+        bound = drop
         if self.confidence is not None:
             z = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(self.confidence)))
             bound = drop + z * (error ** 2 + baseline_error ** 2).sqrt() / scale
