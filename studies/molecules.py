@@ -134,7 +134,7 @@ parser.add_argument("--threads", type=int, default=None,
 parser.add_argument("--out", default="runs/molecules")
 parser.add_argument("--score-only", action="store_true", help="score the finished studies without running more")
 parser.add_argument("--straight-through", action="store_true",
-                    help="DRAKES scores hard (one-hot) designs with the surrogate, gradients through the relaxation")
+                    help="DRAKES tunes on hard (one-hot) trajectories and designs, gradients through the relaxation")
 args, _ = parser.parse_known_args()
 cfg = dict(SCALES[args.scale])
 cfg.update({k: v for k, v in {"n": args.n, "drakes_lr": args.drakes_lr, "truncate": args.truncate,

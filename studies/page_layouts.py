@@ -1,8 +1,9 @@
 """Page layouts: conditional generation with and without the corrector, and reward-guided layout design.
 
-    python studies/page_layouts.py --scale full      # the full prior (CPU: about 15 minutes)
+    python studies/page_layouts.py --scale full      # the full prior at CPU sizes (about 35 minutes)
+    python studies/page_layouts.py --scale gpu --device cuda --seeds 3   # 512 layouts per study, DRAKES 150 x 64
     python studies/page_layouts.py --scale cpu       # the tiny prior, every part end to end in about a minute
-    python studies/page_layouts.py --device cuda --parts rewards --methods drakes --drakes lr=3e-4,iterations=100
+    python studies/page_layouts.py --scale gpu --device cuda --parts rewards --methods drakes --drakes lr=3e-4
     workbench run studies/page_layouts.py --scale cpu
 
 Part 1, generation quality on the test split, per task (unconditional, classes given ``c_to_sp``, classes and sizes
@@ -11,12 +12,13 @@ the prior's plain sampling against the same sampling with the corrector at equal
 encoder of ``train_fid``) against the test pages, Alignment and Overlap (LayoutGAN++, x 100), Max IoU against the
 conditioning test pages (unconditional: against all test pages), validity.
 
-Part 2, reward-guided sampling on the unconditional task: pretrained, best-of-N (N = M + 1), SMC, SVDD-PM and
-DRAKES maximize ``-(10 alignment + overlap + 10 coverage)`` (``weights=(10, 1, 10)`` on the three errors; alignment
-values are about ten times smaller than overlap values). The coverage error (union area of the boxes outside 0.2-0.5
-of the page) is there because alignment and overlap alone are zero on an empty page: without it every method
-removed elements and DRAKES learned to draw empty pages (first run, see ``docs/layouts.md``). FID, Alignment,
-Overlap and the element count of their designs.
+Part 2, reward-guided sampling on the unconditional task: best-of-N (N = M + 1), SMC, SVDD-PM and DRAKES
+against the plain samples, on two rewards (``REWARDS``): "layout" ``-(10 alignment + overlap + 10 coverage)``
+(alignment values are about ten times smaller than overlap values) and "overlap" ``-(overlap + 3 coverage)``. The
+coverage error (union area of the boxes outside 0.2-0.5 of the page) is there because alignment and overlap alone
+are zero on an empty page: without it every method removed elements (first run, see ``docs/layouts.md``). FID,
+Alignment, Overlap and the element count of their designs. DRAKES needs the gpu scale's 150 iterations of 64
+trajectories; the full scale's 30 of 16 (CPU) do not move it.
 
 Part 3, a front: SVDD-PM at weight vectors (w_alignment, w_overlap, 10), overlap against FID and against
 alignment.
@@ -51,14 +53,21 @@ SCALES = {
     # the corrector's threshold was chosen on the valid split (FID against valid pages, unconditional and
     # completion, thresholds 0.1-0.5): 0.2 for the GPU-trained full prior, whose elements 0.3 and above remove
     "full": {"prior": "full", "n": 128, "steps": 50, "candidates": 8, "drakes_iterations": 30, "drakes_batch": 16,
-             "truncate": 10, "front_n": 64, "corrector_threshold": 0.2},
+             "truncate": 10, "drakes_lr": 1e-3, "front_n": 64, "corrector_threshold": 0.2, "rewards": "layout"},
+    # the full prior at the sizes a GPU affords: DRAKES tuned for 150 iterations of 64 trajectories (docs/layouts.md)
+    "gpu": {"prior": "full", "n": 512, "steps": 50, "candidates": 8, "drakes_iterations": 150, "drakes_batch": 64,
+            "truncate": 10, "drakes_lr": 1e-4, "front_n": 256, "corrector_threshold": 0.2,
+            "rewards": "layout,overlap"},
     "cpu": {"prior": "tiny", "n": 16, "steps": 10, "candidates": 2, "drakes_iterations": 2, "drakes_batch": 4,
-            "truncate": 2, "front_n": 8, "corrector_threshold": 0.5},
+            "truncate": 2, "drakes_lr": 1e-3, "front_n": 8, "corrector_threshold": 0.5, "rewards": "layout,overlap"},
 }
 TASKS = ("unconditional", "c_to_sp", "cs_to_p", "completion", "refinement")
 REWARD_METHODS = ("pretrained", "best_of_n", "smc", "svdd_pm", "drakes")
 REWARD_OBJECTIVES = ("alignment", "overlap", "coverage")
-WEIGHTS = (10.0, 1.0, 10.0)
+# weights on the three errors: "layout" is the shared reward of every method; "overlap" is the one DRAKES' gradient
+# can follow (the alignment term does not respond to it, docs/layouts.md), with a lighter coverage guard
+REWARDS = {"layout": (10.0, 1.0, 10.0), "overlap": (0.0, 1.0, 3.0)}
+WEIGHTS = REWARDS["layout"]
 FRONT = [(0.0, 1.0, 10.0), (1.0, 1.0, 10.0), (10.0, 1.0, 10.0), (30.0, 1.0, 10.0), (10.0, 0.0, 10.0)]
 CORRECTOR_TIMES = (0.8, 0.6, 0.4, 0.2)  # chosen on the valid split (docs/layouts.md)
 NOISE = 0.02  # box noise of the refinement task, as in LayoutDM
@@ -66,27 +75,49 @@ NOISE = 0.02  # box noise of the refinement task, as in LayoutDM
 parser = argparse.ArgumentParser()
 parser.add_argument("--scale", choices=sorted(SCALES), default="full")
 parser.add_argument("--seeds", type=int, default=1)
+parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
+parser.add_argument("--n", type=int, default=None, help="layouts per study (default: the scale's)")
 parser.add_argument("--out", default="runs/page_layouts")
 parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--corrector-threshold", type=float, default=None, help="default: the scale's")
 parser.add_argument("--device", default="cpu", help="where the prior and the samplers run, e.g. cuda")
 parser.add_argument("--parts", default="generation,rewards,front", help="which parts to run (comma-separated)")
 parser.add_argument("--methods", default=",".join(REWARD_METHODS), help="the reward-guided methods of part 2")
+parser.add_argument("--rewards", default=None, help=f"the rewards of part 2: names from {sorted(REWARDS)} or "
+                    "weights on alignment/overlap/coverage such as 0/1/0 (default: the scale's)")
 parser.add_argument("--drakes", default="", metavar="KEY=VALUE,...",
                     help="override DRAKES settings, e.g. lr=3e-4,kl_weight=1e-3,iterations=100")
 args, _ = parser.parse_known_args()
-cfg = SCALES[args.scale]
+cfg = dict(SCALES[args.scale], **({} if args.n is None else {"n": args.n}))
 n, steps, m = cfg["n"], cfg["steps"], cfg["candidates"]
 torch.set_num_threads(args.threads)
 out = Path(args.out) / args.scale
 storage = f"sqlite:///{out}/layouts.db"
 parts = set(args.parts.split(","))
+seeds = range(args.first_seed, args.first_seed + args.seeds)
 methods = args.methods.split(",")
 if unknown := (parts - {"generation", "rewards", "front"}) | (set(methods) - set(REWARD_METHODS)):
     raise SystemExit(f"unknown parts or methods {sorted(unknown)}")
+
+
+def reward_weights(name: str) -> tuple[float, ...]:
+    """A named reward of ``REWARDS``, or weights on (alignment, overlap, coverage) written ``a/o/c``."""
+    if name in REWARDS:
+        return REWARDS[name]
+    try:
+        weights = tuple(float(v) for v in name.split("/"))
+    except ValueError:
+        weights = ()
+    if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
+        raise SystemExit(f"unknown reward {name!r}: choose from {sorted(REWARDS)} or give weights a/o/c, e.g. 0/1/0")
+    return weights
+
+
+reward_names = (args.rewards or cfg["rewards"]).split(",")
+reward_table = {name: reward_weights(name) for name in reward_names}
 DRAKES_SETTINGS = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"],
-                   "truncate": cfg["truncate"], "kl_weight": 1e-2, "lr": 1e-3, "temperature": 0.5,
-                   "straight_through": False}
+                   "truncate": cfg["truncate"], "kl_weight": 1e-2, "lr": cfg["drakes_lr"], "temperature": 0.5,
+                   "straight_through": True}
 for item in filter(None, args.drakes.split(",")):
     key, _, value = item.partition("=")
     if key not in DRAKES_SETTINGS:
@@ -95,9 +126,12 @@ for item in filter(None, args.drakes.split(",")):
 
 
 def test_pages(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` test pages (at most 20 per PDF), drawn with ``seed``: the conditions of the conditional tasks."""
+    """``count`` test pages (at most 20 per PDF), drawn with ``seed``: the conditions of the conditional tasks.
+    Beyond the 495 pages each page is drawn again (a new order each round), so every page conditions alike."""
     classes, boxes = load_split("test")
-    pick = torch.randperm(len(classes), generator=torch.Generator().manual_seed(seed))[:count]
+    g = torch.Generator().manual_seed(seed)
+    rounds = -(-count // len(classes))
+    pick = torch.cat([torch.randperm(len(classes), generator=g) for _ in range(rounds)])[:count]
     return classes[pick], boxes[pick]
 
 
@@ -138,15 +172,20 @@ def refine(dom: PageLayouts, classes: torch.Tensor, boxes: torch.Tensor, correct
     return x, counts
 
 
-def reward_campaign(dom: PageLayouts, seeds: int) -> wb.Campaign:
+def reward_campaign(dom: PageLayouts, seeds: range) -> wb.Campaign:
+    """Each method, reward and seed; labels ``reward/method`` (the plain samples, ``pretrained``, are the same for
+    every reward and run once per seed)."""
     camp = wb.Campaign(f"layouts-{args.scale}-guided", storage=storage)
-    common = {"steps": steps, "batch_size": n, "weights": list(WEIGHTS)}
-    for seed in range(seeds):
-        samplers = {"pretrained": Pretrained(**common), "best_of_n": BestOfN(n_samples=m + 1, **common),
-                    "smc": SMC(alpha=0.1, **common), "svdd_pm": SVDD(n_candidates=m, value="pm", **common),
-                    "drakes": DRAKES(**DRAKES_SETTINGS, **common)}
-        for label in methods:
-            camp.add(dom, samplers[label], seed=seed, budget=n, label=label)
+    for seed in seeds:
+        for reward in reward_names:
+            common = {"steps": steps, "batch_size": n, "weights": list(reward_table[reward])}
+            samplers = {"pretrained": Pretrained(**common), "best_of_n": BestOfN(n_samples=m + 1, **common),
+                        "smc": SMC(alpha=0.1, **common), "svdd_pm": SVDD(n_candidates=m, value="pm", **common),
+                        "drakes": DRAKES(**DRAKES_SETTINGS, **common)}
+            for label in methods:
+                if label != "pretrained" or reward == reward_names[0]:
+                    camp.add(dom, samplers[label], seed=seed, budget=n,
+                             label="pretrained" if label == "pretrained" else f"{reward}/{label}")
     return camp
 
 
@@ -176,6 +215,27 @@ def stored(camp: wb.Campaign) -> list[tuple]:
     return [(entry.label, entry, res.designs(), res.counters()) for _, entry, res in camp.finished()]
 
 
+def plot_front(front_table: pd.DataFrame, pretrained: pd.DataFrame, path: Path) -> None:
+    """Overlap against FID and against alignment, one point per weight vector, the plain samples' mean as a
+    star (when ``pretrained`` has rows)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, other in zip(axes, ("fid", "alignment")):
+        # one colour and marker per weight vector, named in the legend (labels beside close points overprint)
+        for i, (_, r) in enumerate(front_table.iterrows()):
+            ax.plot([r[other]], [r["overlap"]], "osD^v"[i % 5], color=f"C{i % 10}", alpha=0.8,
+                    label="SVDD-PM (" + r["weights"].removeprefix("svdd_pm_w").replace("-", ", ") + ")")
+        ax.set_ylim(bottom=-4)
+        if len(pretrained):
+            ax.scatter([pretrained[other].mean()], [pretrained["overlap"].mean()], marker="*", s=150,
+                       color="black", label="pretrained")
+        ax.set_xlabel("FID against test pages" if other == "fid" else "Alignment x 100")
+        ax.set_ylabel("Overlap x 100")
+    axes[0].legend(fontsize=8, title="weights on (alignment, overlap, coverage)", title_fontsize=8, loc="upper center")
+    fig.tight_layout()
+    wb.save(fig, path)
+    plt.close(fig)
+
+
 if __name__ == "__main__":
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -184,7 +244,7 @@ if __name__ == "__main__":
     test_features = layout_features(*test)
     rows, drawings = [], {"real test pages": test_pages(12, 99)}
     if "generation" in parts:
-        for seed in range(args.seeds):
+        for seed in seeds:
             camp, cond = generation_campaign(dom, seed)
             camp.run(workers=1)
             for label, entry, x, counters in stored(camp):
@@ -196,7 +256,7 @@ if __name__ == "__main__":
                              "denoiser_calls": counters.get("denoiser_calls", 0),
                              "corrector_calls": counters.get("corrector_calls", 0),
                              "remasked_per_layout": counters.get("corrector_remasked", 0) / n})
-                if seed == 0 and task in ("unconditional", "c_to_sp"):
+                if seed == seeds[0] and task in ("unconditional", "c_to_sp"):
                     drawings[f"{task}: {variant}"] = dom.decode_tensors(x[:12])
             for corrected in (False, True):
                 x, counts = refine(dom, cond["classes"], cond["boxes"], corrected, seed)
@@ -212,19 +272,21 @@ if __name__ == "__main__":
     guided = PageLayouts(objectives=REWARD_OBJECTIVES, prior=cfg["prior"], device=args.device)
     rewards_table = pd.DataFrame({"method": []})
     if "rewards" in parts:
-        rewards_camp = reward_campaign(guided, args.seeds)
+        rewards_camp = reward_campaign(guided, seeds)
         rewards_camp.run(workers=1)
         reward_rows = []
         for label, entry, x, counters in stored(rewards_camp):
-            reward_rows.append({"method": label, "seed": entry.seed,
+            reward, _, method = label.rpartition("/")
+            reward_rows.append({"reward": reward or "-", "method": method, "seed": entry.seed,
                                 **quality(dom, x, test, test_features),
                                 "denoiser_sequences": counters.get("denoiser_sequences", 0),
                                 "reward_sequences": counters.get("reward_sequences", 0)})
-            if entry.seed == 0:
+            if entry.seed == seeds[0] and (reward in ("", "layout") or method == "drakes"):
                 drawings[f"reward: {label}"] = dom.decode_tensors(x[:12])
         rewards_table = pd.DataFrame(reward_rows)
         rewards_table.to_csv(out / "rewards.csv", index=False)
-        summary = rewards_table.groupby("method", sort=False).agg(["mean", "min", "max"]).drop(columns="seed")
+        summary = rewards_table.groupby(["reward", "method"], sort=False).agg(["mean", "min", "max"]).drop(
+            columns="seed")
         (out / "rewards.md").write_text(markdown(summary.reset_index().round(4)))
         print(summary.round(4).to_string(), flush=True)
     elif (out / "rewards.csv").exists():  # an earlier run's rows: the front's pretrained reference
@@ -237,25 +299,7 @@ if __name__ == "__main__":
                       for label, entry, x, _ in stored(front_camp)]
         front_table = pd.DataFrame(front_rows)
         front_table.to_csv(out / "front.csv", index=False)
-        pretrained = rewards_table[rewards_table.method == "pretrained"]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, other in zip(axes, ("fid", "alignment")):
-            ax.plot(front_table[other], front_table["overlap"], "o",
-                    label="SVDD-PM, weights (alignment, overlap, coverage)")
-            # labels alternate above and below along x, so that neighbours do not overprint
-            for i, (_, r) in enumerate(front_table.sort_values(other).iterrows()):
-                ax.annotate(r["weights"].removeprefix("svdd_pm_w"), (r[other], r["overlap"]), fontsize=7,
-                            xytext=(3, 6 if i % 2 else -11), textcoords="offset points")
-            ax.set_ylim(bottom=-4)
-            if len(pretrained):
-                ax.scatter([pretrained[other].mean()], [pretrained["overlap"].mean()], marker="*", s=150,
-                           color="black", label="pretrained")
-            ax.set_xlabel("FID against test pages" if other == "fid" else "Alignment x 100")
-            ax.set_ylabel("Overlap x 100")
-        axes[0].legend(fontsize=8)
-        fig.tight_layout()
-        wb.save(fig, out / "front.png")
-        plt.close(fig)
+        plot_front(front_table, rewards_table[rewards_table.method == "pretrained"], out / "front.png")
     if len(drawings) > 1:  # pages were sampled besides the real ones (not by the front alone)
         draw_comparison(drawings, out / "pages.png", per_group=8)
     print(f"wrote {out}/ in {time.perf_counter() - started:.0f} s")

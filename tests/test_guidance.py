@@ -130,6 +130,29 @@ def test_drakes_straight_through_scores_the_hard_designs(motif, tmp_path):
                                 name="soft").optimizer.history)
 
 
+def test_drakes_straight_through_trains_on_hard_trajectories(motif, tmp_path, monkeypatch):
+    """With straight_through, every relaxed state the denoiser reads while tuning is one-hot in value (each draw is the
+    Gumbel-softmax argmax, an exact categorical draw), as in sampling; without it the states are soft."""
+    from workbench.generative import MaskedDiffusion
+
+    peaks = []
+    x0_probs = MaskedDiffusion.x0_probs
+
+    def recording(self, x, *args, **kwargs):
+        if x.is_floating_point() and torch.is_grad_enabled():
+            peaks.append(float(x.detach().max(-1).values.min()))
+        return x0_probs(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(MaskedDiffusion, "x0_probs", recording)
+    settings = dict(kl_weight=1e-2, iterations=2, train_batch=8, truncate=6, steps=STEPS, lr=1e-3, temperature=0.5,
+                    batch_size=8)
+    run(motif, DRAKES(straight_through=True, **settings), tmp_path, budget=8, name="hard")
+    assert peaks and min(peaks) > 1 - 1e-5
+    peaks.clear()
+    run(motif, DRAKES(**settings), tmp_path, budget=8, name="soft")
+    assert min(peaks) < 0.99
+
+
 def test_drakes_skips_a_non_finite_gradient_instead_of_applying_it(motif, tmp_path, monkeypatch):
     soft = motif.evaluate_soft
     calls = []

@@ -39,7 +39,9 @@ def test_generation_table_has_every_task_with_and_without_the_corrector(out):
 
 def test_reward_methods_front_and_figures(out):
     rewards = pd.read_csv(out / "rewards.csv")
-    assert set(rewards.method) == {"pretrained", "best_of_n", "smc", "svdd_pm", "drakes"}
+    # the plain samples once per seed, every other method on each of the two rewards
+    guided = {(r, m) for r in ("layout", "overlap") for m in ("best_of_n", "smc", "svdd_pm", "drakes")}
+    assert set(zip(rewards.reward, rewards.method)) == guided | {("-", "pretrained")}
     assert np.isfinite(rewards[["fid", "alignment", "overlap"]].to_numpy()).all()
     front = pd.read_csv(out / "front.csv")
     assert len(front) == 5 and np.isfinite(front[["fid", "overlap", "alignment"]].to_numpy()).all()

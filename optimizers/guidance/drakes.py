@@ -31,10 +31,13 @@ class DRAKES(PriorSampler):
     penalty off (to show reward hacking). The tuned weights are part of the optimizer
     state, so a resumed study does not tune again.
 
-    ``straight_through=True`` (masked priors) scores the one-hot argmax of the final relaxed
-    design and passes the gradient through the relaxed probabilities: for rewards that a
-    fractional design can game (a layout element half present halves its pairwise overlaps
-    but not its own weight) the tuned model then learns what the hard samples are scored on.
+    ``straight_through=True`` (masked priors) makes every relaxed step's draw the one-hot argmax
+    of its Gumbel-softmax (by the Gumbel-max trick an exact draw from the step) and passes the
+    gradient through the relaxed probabilities. The trajectories the model is tuned on are then
+    distributed as its own samples, and the reward scores hard designs: without it the denoiser
+    reads soft states it never sees when sampling, and rewards that a fractional design can game
+    (a layout element half present halves its pairwise overlaps) are gamed. (Layouts: only with
+    it did DRAKES lower the overlap, docs/layouts.md.)
 
     ``budget`` (a relative drop, e.g. 0.03): every ``check_every`` iterations the tuned model's naturalness (by
     default the prior's ELBO log-likelihood of ``check_batch`` samples; or ``naturalness(x)``) is compared with the
@@ -115,6 +118,9 @@ class DRAKES(PriorSampler):
                                                   condition, partial)
             if self.kl_now > 0:
                 kl = kl + model.step_kl(estimate, self.prior, xs, t, s, condition, partial)
+            if self.straight_through:  # the argmax of the Gumbel-softmax is an exact draw (Gumbel-max)
+                x_next = torch.nn.functional.one_hot(x_next.argmax(-1), x_next.shape[-1]).to(x_next.dtype) \
+                    + x_next - x_next.detach()
             xs = x_next
         if self.kl_now > 0 and hard_steps > 0 and self.kl_samples > 0:
             picks = torch.randint(0, hard_steps, (self.kl_samples,), generator=self.generator,
@@ -125,9 +131,6 @@ class DRAKES(PriorSampler):
                 kl = kl + (hard_steps / self.kl_samples) * model.step_kl(estimate, self.prior, xt, grid[i], grid[i + 1],
                                                                         condition, partial)
         design = model.relaxed_design(xs)  # [b, L, V]
-        if self.straight_through:
-            hard = torch.nn.functional.one_hot(design.argmax(-1), design.shape[-1]).to(design.dtype)
-            design = hard + design - design.detach()
         reward = self.reward.soft(design)
         loss = -reward.mean() + self.kl_now * kl.mean()
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,81 @@
+"""Can a layout reward be followed by its straight-through gradient at all? A probe without any network.
+
+    python scripts/layout_gradient_probe.py --weights 0,1,0     # overlap alone
+    python scripts/layout_gradient_probe.py --weights 100,0,0   # alignment alone
+
+``--n`` layouts are sampled from the full prior; then free logits over the tokens of their present elements'
+coordinates (classes and padding fixed) are tuned with Adam to maximize the weighted reward (weights on the
+errors alignment, overlap, coverage) of straight-through Gumbel-softmax draws: the estimator DRAKES back-propagates
+through, here with nothing between the logits and the draws. Prints, every 50 steps, the mean reward of the draws
+and the hard Alignment / Overlap (x 100) and element count of the logits' most likely layouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from domains.layouts import PageLayouts, metrics
+from domains.layouts.prior import load_prior
+from domains.layouts.tokens import MAX_ELEMENTS, PAD, TOKENS_PER_ELEMENT
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weights", default="0,1,0", help="weights on alignment, overlap, coverage")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--temperature", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    weights = torch.tensor([float(v) for v in args.weights.split(",")], dtype=torch.float64)
+    if len(weights) != 3:
+        raise SystemExit(f"--weights needs 3 values (alignment, overlap, coverage), got {args.weights!r}")
+    torch.set_num_threads(1)
+    dom = PageLayouts(objectives=("alignment", "overlap", "coverage"), prior="full")
+    g = torch.Generator().manual_seed(args.seed)
+    x = load_prior("full").sample(args.n, 50, g)  # [n, 125]
+    vocab = dom.tokenizer.vocab_size
+    per_element = x.view(args.n, MAX_ELEMENTS, TOKENS_PER_ELEMENT)
+    present = (per_element[:, :, 0] != PAD).repeat_interleave(TOKENS_PER_ELEMENT, 1)
+    coordinate = torch.arange(x.shape[1]) % TOKENS_PER_ELEMENT != 0
+    free = present & coordinate  # [n, 125]
+    # each free position may take only its attribute's bins: 90 % on the sampled bin, the rest spread over the others
+    allowed = torch.zeros(x.shape[1], vocab, dtype=torch.bool)
+    for a in range(TOKENS_PER_ELEMENT - 1):
+        start = dom.tokenizer.offset(a)
+        allowed[1 + a::TOKENS_PER_ELEMENT, start:start + dom.tokenizer.bins] = True
+    share = allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
+    spread = 0.9 * torch.nn.functional.one_hot(x, vocab).float() + 0.1 * share
+    fixed = torch.where(free.unsqueeze(-1) & ~allowed, -1e9, torch.log(spread.clamp(min=1e-12)))
+    logits = fixed.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([logits], lr=args.lr)
+
+    def hard(tokens: torch.Tensor) -> str:
+        classes, boxes = dom.decode_tensors(tokens)
+        return (f"alignment {100 * float(metrics.alignment(classes, boxes).mean()):.3f}, overlap "
+                f"{100 * float(metrics.overlap(classes, boxes).mean()):.2f}, elements "
+                f"{float((classes >= 0).sum(1).float().mean()):.2f}")
+
+    print(f"prior samples: {hard(x)}")
+    for step in range(args.iterations + 1):
+        current = torch.where(free.unsqueeze(-1), logits.masked_fill(~allowed, -1e9), fixed)
+        u = torch.rand(current.shape, generator=g).clamp(1e-10, 1 - 1e-7)
+        soft = torch.softmax((current - torch.log(-torch.log(u))) / args.temperature, dim=-1)
+        draw = torch.nn.functional.one_hot(soft.argmax(-1), vocab).float() + soft - soft.detach()
+        errors = dom.evaluate_soft(draw)
+        reward = -(weights[0] * errors["alignment"] + weights[1] * errors["overlap"] + weights[2] * errors["coverage"])
+        optimizer.zero_grad()
+        (-reward.mean()).backward()
+        optimizer.step()
+        if step % 50 == 0:
+            with torch.no_grad():
+                mode = torch.where(free, logits.masked_fill(~allowed, -1e9).argmax(-1), x)
+            print(f"step {step:4d}: reward of the draws {float(reward.detach().mean()):.4f}; "
+                  f"most likely layouts: {hard(mode)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
