@@ -16,7 +16,7 @@ import torch
 import workbench as wb
 from domains.benchmarks import ZDT1, PlantedMotif
 from optimizers.guidance import DPS, DRAKES, SMC, SVDD, BestOfN, Pretrained
-from workbench.generative import Partial
+from workbench.generative import MaskedDiffusion, Partial
 from workbench.serialization import unpack
 
 STEPS, N, M = 16, 64, 8
@@ -133,8 +133,6 @@ def test_drakes_straight_through_scores_the_hard_designs(motif, tmp_path):
 def test_drakes_straight_through_trains_on_hard_trajectories(motif, tmp_path, monkeypatch):
     """With straight_through, every relaxed state the denoiser reads while tuning is one-hot in value (each draw is the
     Gumbel-softmax argmax, an exact categorical draw), as in sampling; without it the states are soft."""
-    from workbench.generative import MaskedDiffusion
-
     peaks = []
     x0_probs = MaskedDiffusion.x0_probs
 
