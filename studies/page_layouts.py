@@ -113,8 +113,7 @@ def reward_weights(name: str) -> tuple[float, ...]:
     return weights
 
 
-reward_names = (args.rewards or cfg["rewards"]).split(",")
-reward_table = {name: reward_weights(name) for name in reward_names}
+reward_table = {name: reward_weights(name) for name in (args.rewards or cfg["rewards"]).split(",")}
 DRAKES_SETTINGS = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"],
                    "truncate": cfg["truncate"], "kl_weight": 1e-2, "lr": cfg["drakes_lr"], "temperature": 0.5,
                    "straight_through": True}
@@ -177,13 +176,13 @@ def reward_campaign(dom: PageLayouts, seeds: range) -> wb.Campaign:
     every reward and run once per seed)."""
     camp = wb.Campaign(f"layouts-{args.scale}-guided", storage=storage)
     for seed in seeds:
-        for reward in reward_names:
-            common = {"steps": steps, "batch_size": n, "weights": list(reward_table[reward])}
+        for i, (reward, weights) in enumerate(reward_table.items()):
+            common = {"steps": steps, "batch_size": n, "weights": list(weights)}
             samplers = {"pretrained": Pretrained(**common), "best_of_n": BestOfN(n_samples=m + 1, **common),
                         "smc": SMC(alpha=0.1, **common), "svdd_pm": SVDD(n_candidates=m, value="pm", **common),
                         "drakes": DRAKES(**DRAKES_SETTINGS, **common)}
             for label in methods:
-                if label != "pretrained" or reward == reward_names[0]:
+                if label != "pretrained" or i == 0:
                     camp.add(dom, samplers[label], seed=seed, budget=n,
                              label="pretrained" if label == "pretrained" else f"{reward}/{label}")
     return camp
