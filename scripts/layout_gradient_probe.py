@@ -47,9 +47,11 @@ def main() -> None:
     for a in range(TOKENS_PER_ELEMENT - 1):
         start = dom.tokenizer.offset(a)
         allowed[1 + a::TOKENS_PER_ELEMENT, start:start + dom.tokenizer.bins] = True
-    share = allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
-    spread = 0.9 * torch.nn.functional.one_hot(x, vocab).float() + 0.1 * share
-    fixed = torch.where(free.unsqueeze(-1) & ~allowed, -1e9, torch.log(spread.clamp(min=1e-12)))
+    sampled = torch.nn.functional.one_hot(x, vocab).bool()
+    spread = 0.9 * sampled + 0.1 * allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
+    # the other positions (classes, padding) keep their token in every draw
+    fixed = torch.where(free.unsqueeze(-1), torch.log(spread.clamp(min=1e-12)).masked_fill(~allowed, -1e9),
+                        torch.where(sampled, 0.0, -1e9))
     logits = fixed.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([logits], lr=args.lr)
 
