@@ -4,11 +4,11 @@ SQLite storage), at batch 512 on the full prior.
     python benchmarks/layout_speed.py --device cuda            # the issue's setting: batch 512 on a GPU
     python benchmarks/layout_speed.py --device cpu --n 32 --threads 2
 
-Per method: wall seconds of ``Study.run(n)`` with ``batch_size=n``, layouts per second, the denoiser sequences it
-ran and the share of the wall time spent in reward calls (the rest is the denoiser, the evaluation of the final
-designs and storage). DRAKES' row includes its fine-tuning (``--drakes-iterations`` of ``--drakes-batch``
-trajectories, 10 relaxed steps, straight-through: the study's gpu setting); its sampling alone is the row "DRAKES
-(tuned, sampling only)". The prior is loaded and run once before timing, so no row pays for start-up.
+Per method: wall seconds of ``Study.run(n)`` with ``batch_size=n``, layouts per second, the denoiser sequences it ran
+and the share of the wall time spent in reward calls (the rest is the denoiser, the evaluation of the final designs and
+storage). DRAKES' row includes its fine-tuning (``--drakes-iterations`` of ``--drakes-batch`` trajectories, 10 relaxed
+steps, straight-through, ``--drakes-estimator``: the study's gpu setting); its sampling alone is the row "DRAKES (tuned,
+sampling only)". The prior is loaded and run once before timing, so no row pays for start-up.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=8, help="SVDD-PM's M; best-of-N uses N = M + 1")
     parser.add_argument("--drakes-iterations", type=int, default=150)
     parser.add_argument("--drakes-batch", type=int, default=64)
+    parser.add_argument("--drakes-estimator", choices=("relaxed", "swaps"), default="swaps")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -53,12 +54,14 @@ def main() -> None:
     common = {"steps": args.steps, "batch_size": n, "weights": [10.0, 1.0, 10.0]}
     fix = Correction(load_corrector("full", dev), times=(0.8, 0.6, 0.4, 0.2), threshold=0.2)
     drakes = DRAKES(iterations=args.drakes_iterations, train_batch=args.drakes_batch, truncate=min(10, args.steps),
-                    kl_weight=1e-2, lr=1e-4, temperature=0.5, straight_through=True, **common)
+                    kl_weight=1e-2, lr=1e-4, temperature=0.5, straight_through=True,
+                    estimator=args.drakes_estimator, swap_tokens=dom.tokenizer.moves, **common)
     methods = {"pretrained": Pretrained(**common), "pretrained + corrector": Pretrained(corrector=fix, **common),
                f"best-of-{args.candidates + 1}": BestOfN(n_samples=args.candidates + 1, **common),
                "SMC": SMC(alpha=0.1, **common), f"SVDD-PM (M = {args.candidates})":
                    SVDD(n_candidates=args.candidates, value="pm", **common),
-               f"DRAKES ({args.drakes_iterations} x {args.drakes_batch} fine-tuning + sampling)": drakes}
+               f"DRAKES ({args.drakes_iterations} x {args.drakes_batch} fine-tuning, {args.drakes_estimator}, "
+               "+ sampling)": drakes}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{tmp}/speed.db"

@@ -116,12 +116,13 @@ def reward_weights(name: str) -> tuple[float, ...]:
 reward_table = {name: reward_weights(name) for name in (args.rewards or cfg["rewards"]).split(",")}
 DRAKES_SETTINGS = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"],
                    "truncate": cfg["truncate"], "kl_weight": 1e-2, "lr": cfg["drakes_lr"], "temperature": 0.5,
-                   "straight_through": True}
+                   "straight_through": True, "estimator": "relaxed"}
 for item in filter(None, args.drakes.split(",")):
     key, _, value = item.partition("=")
     if key not in DRAKES_SETTINGS:
         raise SystemExit(f"unknown DRAKES setting {key!r}; choose from {sorted(DRAKES_SETTINGS)}")
-    DRAKES_SETTINGS[key] = type(DRAKES_SETTINGS[key])(float(value))
+    kind = type(DRAKES_SETTINGS[key])
+    DRAKES_SETTINGS[key] = value if kind is str else kind(float(value))
 
 
 def test_pages(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,7 +181,7 @@ def reward_campaign(dom: PageLayouts, seeds: range) -> wb.Campaign:
             common = {"steps": steps, "batch_size": n, "weights": list(weights)}
             samplers = {"pretrained": Pretrained(**common), "best_of_n": BestOfN(n_samples=m + 1, **common),
                         "smc": SMC(alpha=0.1, **common), "svdd_pm": SVDD(n_candidates=m, value="pm", **common),
-                        "drakes": DRAKES(**DRAKES_SETTINGS, **common)}
+                        "drakes": DRAKES(**DRAKES_SETTINGS, swap_tokens=dom.tokenizer.moves, **common)}
             for label in methods:
                 if label != "pretrained" or i == 0:
                     camp.add(dom, samplers[label], seed=seed, budget=n,

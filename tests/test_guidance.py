@@ -151,6 +151,18 @@ def test_drakes_straight_through_trains_on_hard_trajectories(motif, tmp_path, mo
     assert min(peaks) < 0.99
 
 
+def test_drakes_with_exact_swap_gains_fine_tunes_toward_the_reward(motif, tmp_path):
+    settings = dict(kl_weight=0.0, iterations=25, train_batch=16, truncate=6, steps=STEPS, lr=1e-3, temperature=0.5,
+                    batch_size=N, straight_through=True)
+    swaps = DRAKES(estimator="swaps", **settings)
+    study = run(motif, swaps, tmp_path, name="swaps")
+    assert swaps.history[-1]["reward"] > swaps.history[0]["reward"] + 0.3
+    assert mean_count(study) > 0.8
+    # one reward call scores the batch, then each trajectory's 32 positions x 3 other tokens, in chunks of 4096
+    c = study.counters()
+    assert c["reward_sequences"] == 25 * 16 * (1 + 32 * 3)
+
+
 def test_drakes_skips_a_non_finite_gradient_instead_of_applying_it(motif, tmp_path, monkeypatch):
     soft = motif.evaluate_soft
     calls = []
@@ -246,6 +258,10 @@ def test_clear_errors(motif, tmp_path):
     no_soft.prior = motif.prior
     with pytest.raises(ValueError, match="evaluate_soft"):
         run(no_soft, DRAKES(iterations=1, steps=STEPS, truncate=2), tmp_path, name="nosoft")
+    with pytest.raises(ValueError, match="needs straight_through=True"):
+        DRAKES(estimator="swaps")
+    with pytest.raises(ValueError, match="estimator must be 'relaxed' or 'swaps'"):
+        DRAKES(estimator="exact", straight_through=True)
 
 
 def test_the_same_samplers_design_dna_enhancers_with_the_tiny_prior(tmp_path):

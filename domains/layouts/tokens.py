@@ -195,6 +195,21 @@ class Tokenizer:
         mask[:, PAD] = True
         return mask.repeat(MAX_ELEMENTS, 1)
 
+    def moves(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Single-token moves of a layout: bool ``[125, vocab]``, True at each coordinate position for its
+        attribute's bins (not PAD, no class change); with ``tokens [n, 125]``, ``[n, 125, vocab]`` with only the
+        present elements' coordinates. The swaps of DRAKES' ``estimator="swaps"``: moving one coordinate of a
+        present element to another bin keeps the layout whole, while a class swap leaves the rewards unchanged, a
+        swap to or from PAD breaks an element, and an absent element's coordinates count for nothing."""
+        mask = torch.zeros(TOKENS_PER_ELEMENT, self.vocab_size, dtype=torch.bool)
+        for a in range(4):
+            mask[1 + a, self.offset(a): self.offset(a) + self.bins] = True
+        mask = mask.repeat(MAX_ELEMENTS, 1)
+        if tokens is None:
+            return mask
+        present = tokens.view(len(tokens), MAX_ELEMENTS, TOKENS_PER_ELEMENT)[..., 0] < N_CLASSES
+        return mask.to(tokens.device) & present.repeat_interleave(TOKENS_PER_ELEMENT, 1).unsqueeze(-1)
+
     def expected_boxes(self, probs: torch.Tensor, eps: float = 1e-3):
         """Differentiable soft decoding of token probabilities ``[n, 125, vocab]`` -> (presence ``[n, 25]`` =
         1 - P(PAD at the class position), class_probs ``[n, 25, 5]`` = the class tokens' probabilities renormalized,
