@@ -78,7 +78,7 @@ def main() -> None:
         soft = torch.softmax((current - torch.log(-torch.log(u))) / args.temperature, dim=-1)
         draw = torch.nn.functional.one_hot(soft.argmax(-1), vocab).float() + soft - soft.detach()
         if args.estimator == "swaps":
-            reward = swap_surrogate(weighted, draw, allowed)
+            reward = swap_surrogate(weighted, draw, allowed & free.unsqueeze(-1))  # the free coordinates
         else:
             reward = weighted(draw)
         optimizer.zero_grad()

@@ -3,6 +3,7 @@
     python studies/page_layouts.py --scale full      # the full prior at CPU sizes (about 35 minutes)
     python studies/page_layouts.py --scale gpu --device cuda --seeds 3   # 512 layouts per study, DRAKES 150 x 64
     python studies/page_layouts.py --scale cpu       # the tiny prior, every part end to end in about a minute
+    python studies/page_layouts.py --scale gpu --device cuda --parts rewards --methods drakes --rewards align_overlap
     python studies/page_layouts.py --scale gpu --device cuda --parts rewards --methods drakes --drakes lr=3e-4
     workbench run studies/page_layouts.py --scale cpu
 
@@ -13,12 +14,14 @@ encoder of ``train_fid``) against the test pages, Alignment and Overlap (LayoutG
 conditioning test pages (unconditional: against all test pages), validity.
 
 Part 2, reward-guided sampling on the unconditional task: best-of-N (N = M + 1), SMC, SVDD-PM and DRAKES
-against the plain samples, on two rewards (``REWARDS``): "layout" ``-(10 alignment + overlap + 10 coverage)``
-(alignment values are about ten times smaller than overlap values) and "overlap" ``-(overlap + 3 coverage)``. The
+against the plain samples, on the rewards of ``REWARDS``: "layout" ``-(10 alignment + overlap + 10 coverage)``
+(alignment values are about ten times smaller than overlap values), "overlap" ``-(overlap + 3 coverage)`` and
+"align_overlap" ``-(100 alignment + overlap)`` (DRAKES'; the gpu scale runs the first two). The
 coverage error (union area of the boxes outside 0.2-0.5 of the page) is there because alignment and overlap alone
 are zero on an empty page: without it every method removed elements (first run, see ``docs/layouts.md``). FID,
-Alignment, Overlap and the element count of their designs. DRAKES needs the gpu scale's 150 iterations of 64
-trajectories; with the full scale's 30 of 16 (CPU) the overlap rose (28 -> 51 on seed 0, docs/layouts.md).
+Alignment, Overlap and the element count of their designs. DRAKES (straight-through, exact swap gains,
+``--drakes estimator=relaxed`` for the reward's own gradient) needs the gpu scale's 150 iterations of 64
+trajectories; with the full scale's 30 of 16 (CPU) the overlap rose (28 -> 51 on seed 0, relaxed, docs/layouts.md).
 
 Part 3, a front: SVDD-PM at weight vectors (w_alignment, w_overlap, 10), overlap against FID and against
 alignment.
@@ -64,10 +67,11 @@ SCALES = {
 TASKS = ("unconditional", "c_to_sp", "cs_to_p", "completion", "refinement")
 REWARD_METHODS = ("pretrained", "best_of_n", "smc", "svdd_pm", "drakes")
 REWARD_OBJECTIVES = ("alignment", "overlap", "coverage")
-# weights on the three errors: "layout" is the shared reward of every method; "overlap" is one DRAKES' gradient can
-# follow (the alignment term does not respond to it, docs/layouts.md), with a lighter coverage guard that keeps the
-# selecting samplers' pages from emptying; DRAKES does best on overlap alone (--rewards 0/1/0)
-REWARDS = {"layout": (10.0, 1.0, 10.0), "overlap": (0.0, 1.0, 3.0)}
+# weights on the three errors: "layout" is the shared reward of every method; "overlap" has a lighter coverage guard
+# that keeps the selecting samplers' pages from emptying; "align_overlap" is DRAKES' (with its exact swap gains it
+# lowers both errors on every seed; the coverage term pulls against the overlap, and DRAKES, which moves boxes
+# but never drops them, keeps its pages' elements without it; docs/layouts.md)
+REWARDS = {"layout": (10.0, 1.0, 10.0), "overlap": (0.0, 1.0, 3.0), "align_overlap": (100.0, 1.0, 0.0)}
 FRONT = [(0.0, 1.0, 10.0), (1.0, 1.0, 10.0), (10.0, 1.0, 10.0), (30.0, 1.0, 10.0), (10.0, 0.0, 10.0)]
 CORRECTOR_TIMES = (0.8, 0.6, 0.4, 0.2)  # chosen on the valid split (docs/layouts.md)
 NOISE = 0.02  # box noise of the refinement task, as in LayoutDM
@@ -116,7 +120,7 @@ def reward_weights(name: str) -> tuple[float, ...]:
 reward_table = {name: reward_weights(name) for name in (args.rewards or cfg["rewards"]).split(",")}
 DRAKES_SETTINGS = {"iterations": cfg["drakes_iterations"], "train_batch": cfg["drakes_batch"],
                    "truncate": cfg["truncate"], "kl_weight": 1e-2, "lr": cfg["drakes_lr"], "temperature": 0.5,
-                   "straight_through": True, "estimator": "relaxed"}
+                   "straight_through": True, "estimator": "swaps"}
 for item in filter(None, args.drakes.split(",")):
     key, _, value = item.partition("=")
     if key not in DRAKES_SETTINGS:
