@@ -21,7 +21,6 @@ import torch
 
 from domains.layouts import PageLayouts, metrics
 from domains.layouts.prior import load_prior
-from domains.layouts.tokens import MAX_ELEMENTS, PAD, TOKENS_PER_ELEMENT
 from optimizers.guidance.swaps import swap_surrogate
 
 
@@ -44,15 +43,10 @@ def main() -> None:
     g = torch.Generator().manual_seed(args.seed)
     x = load_prior("full").sample(args.n, 50, g)  # [n, 125]
     vocab = dom.tokenizer.vocab_size
-    per_element = x.view(args.n, MAX_ELEMENTS, TOKENS_PER_ELEMENT)
-    present = (per_element[:, :, 0] != PAD).repeat_interleave(TOKENS_PER_ELEMENT, 1)
-    coordinate = torch.arange(x.shape[1]) % TOKENS_PER_ELEMENT != 0
-    free = present & coordinate  # [n, 125]
+    moves = dom.tokenizer.moves(x)  # [n, 125, vocab]: the present elements' coordinates, each over its own bins
+    free = moves.any(-1)  # [n, 125]
     # each free position may take only its attribute's bins: 90 % on the sampled bin, the rest spread over the others
-    allowed = torch.zeros(x.shape[1], vocab, dtype=torch.bool)
-    for a in range(TOKENS_PER_ELEMENT - 1):
-        start = dom.tokenizer.offset(a)
-        allowed[1 + a::TOKENS_PER_ELEMENT, start:start + dom.tokenizer.bins] = True
+    allowed = dom.tokenizer.moves()  # [125, vocab]
     sampled = torch.nn.functional.one_hot(x, vocab).bool()
     spread = 0.9 * sampled + 0.1 * allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
     # the other positions (classes, padding) keep their token in every draw
@@ -78,7 +72,7 @@ def main() -> None:
         soft = torch.softmax((current - torch.log(-torch.log(u))) / args.temperature, dim=-1)
         draw = torch.nn.functional.one_hot(soft.argmax(-1), vocab).float() + soft - soft.detach()
         if args.estimator == "swaps":
-            reward = swap_surrogate(weighted, draw, allowed & free.unsqueeze(-1))  # the free coordinates
+            reward = swap_surrogate(weighted, draw, moves)  # the free coordinates
         else:
             reward = weighted(draw)
         optimizer.zero_grad()

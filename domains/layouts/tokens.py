@@ -201,10 +201,8 @@ class Tokenizer:
         present elements' coordinates. The swaps of DRAKES' ``estimator="swaps"``: moving one coordinate of a
         present element to another bin keeps the layout whole, while a class swap leaves the rewards unchanged, a
         swap to or from PAD breaks an element, and an absent element's coordinates count for nothing."""
-        mask = torch.zeros(TOKENS_PER_ELEMENT, self.vocab_size, dtype=torch.bool)
-        for a in range(4):
-            mask[1 + a, self.offset(a): self.offset(a) + self.bins] = True
-        mask = mask.repeat(MAX_ELEMENTS, 1)
+        mask = self.allowed()
+        mask[:, : N_CLASSES + 1] = False  # the class tokens and PAD: what is left are the bins
         if tokens is None:
             return mask
         present = tokens.view(len(tokens), MAX_ELEMENTS, TOKENS_PER_ELEMENT)[..., 0] < N_CLASSES
